@@ -1,0 +1,83 @@
+/* app: the long-lived application state and the per-request pipeline.
+ *
+ * A front end (FastCGI, CGI, a test) builds one app at start, then for each
+ * request: app_handle() with the CGI environment and a body reader, and
+ * writes the response it gets back. app_handle does, in order: request id,
+ * parse and limits, routing (404/405), tenant, Content-Type and JSON body
+ * checks, database and Redis readiness, the handler, error rendering,
+ * access log. Handlers see a req_ctx with everything validated.
+ */
+#ifndef ROOST_APP_H
+#define ROOST_APP_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <json-c/json.h>
+
+#include "arena.h"
+#include "config.h"
+#include "db.h"
+#include "error.h"
+#include "http.h"
+#include "kv.h"
+#include "router.h"
+#include "tenant.h"
+
+typedef struct app {
+	roost_config cfg;
+	db *db;
+	kv *kv;
+	const route *routes;
+	size_t n_routes;
+	http_limits limits;
+	arena *arena;		/* the per-request arena, reset after each */
+	const char *frontend;	/* "fcgi", "cgi", ... for logs and health */
+	uint64_t served;
+} app;
+
+typedef struct req_ctx {
+	app *app;
+	arena *a;
+	http_request *req;
+	http_response *res;
+	route_match match;
+	tenant tenant;
+	json_object *body;	/* parsed for ROUTE_JSON_BODY routes */
+	/* error detail for the body of an error response */
+	const char *err_field;
+	const char *err_message;
+} req_ctx;
+
+/* Loads config (file may be NULL), opens (lazily) DB and Redis, and checks
+ * the route table. Returns 0, or -1 with a message in err. */
+int app_init(app *ap, const char *config_file, const char *frontend,
+    char *err, size_t errlen);
+void app_free(app *ap);
+
+/* Handles one request. res must be initialised (http_response_init on
+ * ap->arena); the caller writes it, then calls app_request_done(). */
+void app_handle(app *ap, char *const *envp, http_read_fn read_fn,
+    void *read_ctx, http_response *res);
+
+/* Releases per-request memory (resets the arena, frees the body). */
+void app_request_done(app *ap, http_response *res);
+
+/* Handler helpers. */
+
+/* Sets status and serialises obj as the JSON body; takes ownership of obj. */
+rerr reply_json(req_ctx *c, int status, json_object *obj);
+
+/* Records error detail for the response and returns e, so a handler can
+ * write: return fail(c, R_VALIDATION, "name", "must not be empty"); */
+rerr fail(req_ctx *c, rerr e, const char *field, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* Renders the error body for e with c's detail (or the default message). */
+void render_error(req_ctx *c, rerr e);
+
+/* The route table (lib/api/routes.c). */
+extern const route api_routes[];
+extern const size_t api_routes_count;
+
+#endif

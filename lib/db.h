@@ -1,0 +1,65 @@
+/* db: the worker's one PostgreSQL connection.
+ *
+ * One db per process, kept across requests. db_ensure() at the start of
+ * each request rolls back a transaction a previous request left open and
+ * re-establishes a connection that dropped (PostgreSQL restarted): the
+ * request that discovers the loss gets R_UNAVAILABLE (503), the next one
+ * reconnects.
+ *
+ * Queries take parameters only (PQexecParams): no SQL is ever built from
+ * input. There are no named prepared statements, and the tenant schema is
+ * chosen inside each transaction with set_config(..., true), so Roost works
+ * behind PgBouncer in transaction mode.
+ */
+#ifndef ROOST_DB_H
+#define ROOST_DB_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <libpq-fe.h>
+
+#include "arena.h"
+#include "error.h"
+
+typedef struct db db;
+
+/* A handle for conninfo (copied). connect_timeout_s and
+ * statement_timeout_ms are applied to every connection/transaction. Does not
+ * connect: db_ensure() does. Never NULL. The caller owns it: db_free(). */
+db *db_new(const char *conninfo, int connect_timeout_s,
+    int statement_timeout_ms);
+void db_free(db *d);
+
+/* Makes the connection usable: connects or resets it when it is down, rolls
+ * back a leftover transaction. R_OK or R_UNAVAILABLE. */
+rerr db_ensure(db *d);
+
+/* BEGIN, then search_path := schema (validated by the caller) and
+ * statement_timeout, both local to the transaction. */
+rerr db_begin(db *d, const char *schema);
+rerr db_commit(db *d);
+/* Rolls back when a transaction is open; harmless otherwise. */
+void db_rollback(db *d);
+
+/* Runs one statement with text parameters (NULL entries are SQL NULL).
+ * The result's PQclear is registered on arena a. Returns the result, or
+ * NULL with *err set: R_UNAVAILABLE when the connection is gone or the
+ * statement timed out, R_CONFLICT on a unique violation (23505), R_INTERNAL
+ * otherwise (logged with its SQLSTATE). */
+PGresult *db_query(db *d, arena *a, rerr *err, const char *sql, int nparams,
+    const char *const *params);
+
+/* The SQLSTATE of the last failed db_query ("" when none). */
+const char *db_last_sqlstate(const db *d);
+
+/* A quick liveness round-trip (SELECT 1) outside any transaction. */
+rerr db_ping(db *d, arena *a);
+
+/* Raw connection for the migrations runner; NULL when not connected. */
+PGconn *db_conn(db *d);
+
+/* True while a transaction is open. */
+bool db_in_tx(const db *d);
+
+#endif

@@ -1,0 +1,46 @@
+/* kv: the worker's one Redis connection (hiredis, synchronous).
+ *
+ * One kv per process, kept across requests, with connect and command
+ * timeouts. A NULL reply means the connection is dead (PITFALLS.md): the
+ * context is dropped, the command fails with R_UNAVAILABLE, and the next
+ * command reconnects.
+ *
+ * Commands are sent in argv form only: input never reaches a format string.
+ * Every key is namespaced by tenant with a hash tag, "roost:{tenant}:...",
+ * so a tenant's keys share one Redis Cluster slot.
+ */
+#ifndef ROOST_KV_H
+#define ROOST_KV_H
+
+#include <stddef.h>
+
+#include <hiredis/hiredis.h>
+
+#include "arena.h"
+#include "error.h"
+
+typedef struct kv kv;
+
+/* Parses url (see config.h) and returns a handle, or NULL with a reason in
+ * err. Does not connect. The caller owns it: kv_free(). */
+kv *kv_new(const char *url, int timeout_ms, char *err, size_t errlen);
+void kv_free(kv *k);
+
+/* Connects when not connected. R_OK or R_UNAVAILABLE. */
+rerr kv_ensure(kv *k);
+
+/* Runs a command given as argc strings with lengths (lens may be NULL for
+ * NUL-terminated strings). The reply is freed with the arena. A Redis error
+ * reply is returned as is (type REDIS_REPLY_ERROR) with *err R_INTERNAL.
+ * NULL with *err R_UNAVAILABLE when the connection is lost. */
+redisReply *kv_cmdv(kv *k, arena *a, rerr *err, int argc, const char **argv,
+    const size_t *lens);
+
+/* Convenience: NULL-terminated list of C strings. */
+redisReply *kv_cmd(kv *k, arena *a, rerr *err, const char *arg0, ...)
+    __attribute__((sentinel));
+
+/* "roost:{tenant}:suffix" in arena memory. */
+char *kv_key(arena *a, const char *tenant, const char *suffix);
+
+#endif
