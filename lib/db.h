@@ -32,7 +32,7 @@ db *db_new(const char *conninfo, int connect_timeout_s,
 void db_free(db *d);
 
 /* Makes the connection usable: connects or resets it when it is down, rolls
- * back a leftover transaction. R_OK or R_UNAVAILABLE. */
+ * back a leftover transaction. R_SUCCESS or R_UNAVAILABLE. */
 rerr db_ensure(db *d);
 
 /* BEGIN, then search_path := schema (validated by the caller) and

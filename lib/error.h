@@ -9,7 +9,7 @@
 #define ROOST_ERROR_H
 
 typedef enum rerr {
-	R_OK = 0,
+	R_SUCCESS = 0,
 	R_BAD_REQUEST,		/* 400 BAD_REQUEST: malformed HTTP or JSON */
 	R_VALIDATION,		/* 400 VALIDATION_ERROR: well-formed but invalid */
 	R_UNAUTHORIZED,		/* 401 UNAUTHORIZED */

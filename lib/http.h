@@ -65,7 +65,7 @@ typedef struct http_response {
 
 /* Reads the request line, path, query and headers from a CGI environment.
  * base_path ("" or e.g. "/roost") is stripped from the front of the path.
- * Returns R_OK, or R_BAD_REQUEST (malformed method, path, percent-encoding,
+ * Returns R_SUCCESS, or R_BAD_REQUEST (malformed method, path, percent-encoding,
  * path traversal, NUL), R_URI_TOO_LONG, R_HEADERS_TOO_LARGE,
  * R_PAYLOAD_TOO_LARGE (CONTENT_LENGTH over max_body), R_LENGTH_REQUIRED.
  * On error *why names the problem (static string). The request is usable

@@ -38,7 +38,7 @@ typedef struct json_err {
 
 /* Parses text[0..len) strictly (see above). On success *out is a new
  * json_object whose json_object_put is registered on arena a (the caller
- * must not put it), and R_OK is returned. On failure: R_BAD_REQUEST with
+ * must not put it), and R_SUCCESS is returned. On failure: R_BAD_REQUEST with
  * e->message saying why, and *out NULL. len may be 0 (an error). */
 rerr json_parse_strict(arena *a, const char *text, size_t len,
     json_object **out, json_err *e);
@@ -50,7 +50,7 @@ rerr json_parse_strict(arena *a, const char *text, size_t len,
 
 /* Reads obj[key] as a string of min_chars..max_chars Unicode code points
  * (not bytes). Control characters (U+0000-U+001F, U+007F) are refused
- * except as flags allow. Missing or JSON null: R_OK with *out NULL when
+ * except as flags allow. Missing or JSON null: R_SUCCESS with *out NULL when
  * !required, R_VALIDATION "is required" when required. Wrong type:
  * R_VALIDATION "must be a string". *out borrows from obj; *out_len (may be
  * NULL) gets its byte length. */

@@ -26,7 +26,7 @@ typedef struct kv kv;
 kv *kv_new(const char *url, int timeout_ms, char *err, size_t errlen);
 void kv_free(kv *k);
 
-/* Connects when not connected. R_OK or R_UNAVAILABLE. */
+/* Connects when not connected. R_SUCCESS or R_UNAVAILABLE. */
 rerr kv_ensure(kv *k);
 
 /* Runs a command given as argc strings with lengths (lens may be NULL for

@@ -21,7 +21,7 @@ typedef struct migrate_report {
 } migrate_report;
 
 /* Creates schema if missing and applies pending migrations from dir.
- * R_OK, or an error with a message in err. */
+ * R_SUCCESS, or an error with a message in err. */
 rerr migrate_run(db *d, const char *schema, const char *dir,
     migrate_report *rep, char *err, size_t errlen);
 

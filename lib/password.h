@@ -20,7 +20,7 @@
 /* Initialises libsodium; call once at start. 0 or -1. */
 int password_init(void);
 
-/* Hashes pw[0..len) into out (NUL-terminated). R_OK or R_INTERNAL (out of
+/* Hashes pw[0..len) into out (NUL-terminated). R_SUCCESS or R_INTERNAL (out of
  * memory). The caller validated the length. */
 rerr password_hash(const char *pw, size_t len, char out[PASSWORD_HASH_MAX]);
 

@@ -67,7 +67,7 @@ typedef struct route_match {
 int router_check_table(const route *table, size_t n);
 
 /* Finds the route for method + path. Segment copies are made in a (see
- * route_param.str). Returns R_OK, R_NOT_FOUND, R_METHOD_NOT_ALLOWED (allow
+ * route_param.str). Returns R_SUCCESS, R_NOT_FOUND, R_METHOD_NOT_ALLOWED (allow
  * filled) or R_VALIDATION (bad_param filled). */
 struct arena;
 rerr router_match(const route *table, size_t n, const char *method,

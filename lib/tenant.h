@@ -23,7 +23,7 @@ typedef struct tenant {
  * information_schema, public). */
 bool tenant_schema_valid(const char *s);
 
-/* Resolves the tenant of req. Strings point into cfg. R_OK, or R_NOT_FOUND
+/* Resolves the tenant of req. Strings point into cfg. R_SUCCESS, or R_NOT_FOUND
  * when host mode finds no tenant for the Host. */
 rerr tenant_resolve(const roost_config *cfg, const http_request *req,
     tenant *out);

@@ -18,7 +18,7 @@
 bool users_email_valid(const char *s, size_t len);
 
 /* Creates a user inside the current transaction (db_begin done). The email
- * is stored lower-cased. role is "admin" or "member". R_OK with *id set;
+ * is stored lower-cased. role is "admin" or "member". R_SUCCESS with *id set;
  * R_CONFLICT when the email is taken; R_VALIDATION for a bad email or
  * password (message in *why). */
 rerr users_create(db *d, arena *a, const char *email, const char *name,

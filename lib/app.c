@@ -1,0 +1,246 @@
+/* app: long-lived state and the request pipeline shared by all front ends. */
+#include "app.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "json.h"
+#include "log.h"
+#include "migrate.h"
+#include "password.h"
+
+int
+app_init(app *ap, const char *config_file, const char *frontend, char *err,
+    size_t errlen)
+{
+	int bad;
+
+	memset(ap, 0, sizeof(*ap));
+	if (config_load(&ap->cfg, config_file, err, errlen) != 0)
+		return -1;
+	log_set_level((log_level)log_level_parse(ap->cfg.log_level));
+	if (password_init() != 0) {
+		snprintf(err, errlen, "libsodium failed to initialise");
+		goto fail;
+	}
+	ap->frontend = frontend;
+	ap->routes = api_routes;
+	ap->n_routes = api_routes_count;
+	bad = router_check_table(ap->routes, ap->n_routes);
+	if (bad >= 0) {
+		snprintf(err, errlen, "route table entry %d is malformed", bad);
+		goto fail;
+	}
+	ap->limits = (http_limits){
+		.max_uri = 8192,
+		.max_headers = 100,
+		.max_header_bytes = 32768,
+		.max_body = ap->cfg.body_limit,
+		.max_query_params = 64,
+	};
+	ap->db = db_new(ap->cfg.database_url, ap->cfg.connect_timeout_s,
+	    ap->cfg.statement_timeout_ms);
+	ap->kv = kv_new(ap->cfg.redis_url, ap->cfg.connect_timeout_s * 1000,
+	    err, errlen);
+	if (ap->kv == NULL)
+		goto fail;
+	ap->arena = arena_new();
+	if (ap->cfg.migrate_on_start) {
+		migrate_report rep;
+		char merr[512];
+
+		if (migrate_run(ap->db, ap->cfg.schema, ap->cfg.sql_dir, &rep,
+		    merr, sizeof(merr)) != R_SUCCESS)
+			log_error("migrations at start failed: %s", merr);
+		else if (rep.applied > 0)
+			log_info("applied %d migration(s) at start", rep.applied);
+	}
+	return 0;
+fail:
+	db_free(ap->db);
+	kv_free(ap->kv);
+	config_free(&ap->cfg);
+	memset(ap, 0, sizeof(*ap));
+	return -1;
+}
+
+void
+app_free(app *ap)
+{
+	db_free(ap->db);
+	kv_free(ap->kv);
+	arena_free(ap->arena);
+	config_free(&ap->cfg);
+	memset(ap, 0, sizeof(*ap));
+}
+
+rerr
+reply_json(req_ctx *c, int status, json_object *obj)
+{
+	const char *s = json_object_to_json_string_ext(obj,
+	    JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+
+	c->res->status = status;
+	buf_reset(&c->res->body);
+	buf_puts(&c->res->body, s);
+	json_object_put(obj);
+	http_set_header(c->res, c->a, "Content-Type",
+	    "application/json; charset=utf-8");
+	return R_SUCCESS;
+}
+
+rerr
+fail(req_ctx *c, rerr e, const char *field, const char *fmt, ...)
+{
+	va_list ap;
+
+	c->err_field = field;
+	if (fmt != NULL) {
+		va_start(ap, fmt);
+		c->err_message = arena_vprintf(c->a, fmt, ap);
+		va_end(ap);
+	}
+	return e;
+}
+
+void
+render_error(req_ctx *c, rerr e)
+{
+	json_object *body = json_object_new_object(), *err;
+
+	if (e == R_SUCCESS)
+		e = R_INTERNAL;
+	err = json_object_new_object();
+	json_object_object_add(err, "code", json_str(rerr_code(e)));
+	json_object_object_add(err, "message",
+	    json_str(c->err_message ? c->err_message : rerr_message(e)));
+	if (c->err_field != NULL)
+		json_object_object_add(err, "field", json_str(c->err_field));
+	json_object_object_add(body, "error", err);
+	if (e == R_UNAVAILABLE)
+		http_set_header(c->res, c->a, "Retry-After", "1");
+	reply_json(c, rerr_status(e), body);
+}
+
+static double
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000.0 + ts.tv_nsec / 1e6;
+}
+
+/* Everything between parsing and the handler. Returns the handler's
+ * outcome, or the error that stopped the request first. */
+static rerr
+pipeline(req_ctx *c, char *const *envp, http_read_fn read_fn, void *read_ctx)
+{
+	app *ap = c->app;
+	const char *why = NULL;
+	const route *r;
+	rerr e;
+
+	e = http_request_from_env(c->req, c->a, envp, ap->cfg.base_path,
+	    &ap->limits, &why);
+	log_set_request_id(c->req->request_id);
+	http_set_header(c->res, c->a, "X-Request-Id", c->req->request_id);
+	if (strcmp(c->req->method, "HEAD") == 0)
+		c->res->head_only = true;
+	if (e != R_SUCCESS)
+		return fail(c, e, NULL, "%s", why);
+
+	e = router_match(ap->routes, ap->n_routes, c->req->method,
+	    c->req->path, c->a, &c->match);
+	switch (e) {
+	case R_SUCCESS:
+		break;
+	case R_NOT_FOUND:
+		return fail(c, e, NULL, "no such endpoint");
+	case R_METHOD_NOT_ALLOWED:
+		http_set_header(c->res, c->a, "Allow", c->match.allow);
+		return fail(c, e, NULL, "%s is not allowed here; allowed: %s",
+		    c->req->method, c->match.allow);
+	case R_VALIDATION:
+		return fail(c, e, arena_strdup(c->a, c->match.bad_param),
+		    "must be a positive integer id");
+	default:
+		return e;
+	}
+	r = c->match.route;
+
+	/* Read the body even when the route ignores it: the front end must
+	 * consume its input before answering. */
+	if ((e = http_read_body(c->req, read_fn, read_ctx, &why)) != R_SUCCESS)
+		return fail(c, e, NULL, "%s", why);
+	if (r->flags & ROUTE_JSON_BODY) {
+		const char *mt = http_media_type(c->req);
+		json_err je = {0};
+
+		if (c->req->body_len == 0)
+			return fail(c, R_BAD_REQUEST, NULL,
+			    "a JSON body is required");
+		if (mt == NULL || strcmp(mt, "application/json") != 0)
+			return fail(c, R_UNSUPPORTED_MEDIA_TYPE, NULL,
+			    "the body must be sent as application/json");
+		e = json_parse_strict(c->a, c->req->body, c->req->body_len,
+		    &c->body, &je);
+		if (e == R_SUCCESS)
+			e = json_require_object(c->body, &je);
+		if (e != R_SUCCESS)
+			return fail(c, e, je.field, "%s", je.message);
+	}
+	if ((e = tenant_resolve(&ap->cfg, c->req, &c->tenant)) != R_SUCCESS)
+		return fail(c, e, NULL, "unknown tenant");
+	if (!(r->flags & ROUTE_NO_DB)) {
+		if ((e = db_ensure(ap->db)) != R_SUCCESS)
+			return fail(c, e, NULL, "the database is unavailable");
+	}
+	if (r->auth != AUTH_NONE)
+		return fail(c, R_UNAUTHORIZED, NULL, "sign in first");
+	return r->handler(c);
+}
+
+void
+app_handle(app *ap, char *const *envp, http_read_fn read_fn, void *read_ctx,
+    http_response *res)
+{
+	http_request req;
+	req_ctx c = {
+		.app = ap,
+		.a = ap->arena,
+		.req = &req,
+		.res = res,
+	};
+	double t0 = now_ms();
+	rerr e;
+
+	e = pipeline(&c, envp, read_fn, read_ctx);
+	if (db_in_tx(ap->db)) {
+		/* A handler that returns with a transaction open is either
+		 * failing or buggy: never commit on its behalf. */
+		if (e == R_SUCCESS)
+			log_error("handler left a transaction open");
+		db_rollback(ap->db);
+	}
+	if (e != R_SUCCESS) {
+		buf_reset(&res->body);
+		render_error(&c, e);
+	}
+	http_set_header(res, c.a, "Cache-Control", "no-store");
+	http_set_header(res, c.a, "X-Content-Type-Options", "nosniff");
+	ap->served++;
+	log_info("%s %s %d %.1fms", req.method, req.path, res->status,
+	    now_ms() - t0);
+}
+
+void
+app_request_done(app *ap, http_response *res)
+{
+	http_response_free(res);
+	arena_reset(ap->arena);
+	log_set_request_id(NULL);
+}

@@ -1,0 +1,246 @@
+/* db: one persistent libpq connection with reconnect and tx hygiene. */
+#include "db.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+
+struct db {
+	char *conninfo;
+	PGconn *conn;
+	int connect_timeout_s;
+	int statement_timeout_ms;
+	char sqlstate[6];
+};
+
+db *
+db_new(const char *conninfo, int connect_timeout_s, int statement_timeout_ms)
+{
+	db *d = calloc(1, sizeof(*d));
+
+	if (d == NULL || (d->conninfo = strdup(conninfo)) == NULL)
+		abort();
+	d->connect_timeout_s = connect_timeout_s;
+	d->statement_timeout_ms = statement_timeout_ms;
+	return d;
+}
+
+void
+db_free(db *d)
+{
+	if (d == NULL)
+		return;
+	if (d->conn)
+		PQfinish(d->conn);
+	free(d->conninfo);
+	free(d);
+}
+
+static void
+quiet_notices(void *arg, const char *msg)
+{
+	(void)arg;
+	/* NOTICEs (e.g. "schema already exists") are routine; keep them at
+	 * debug level instead of libpq's bare stderr print. */
+	log_debug("postgres: %.*s", (int)strcspn(msg, "\n"), msg);
+}
+
+static rerr
+connect_now(db *d)
+{
+	char timeout[16];
+	/* Keywords override what the conninfo says only where safety needs
+	 * it: a bounded connect, TCP keepalives, and our application name. */
+	const char *keys[] = {"dbname", "connect_timeout", "keepalives",
+	    "keepalives_idle", "application_name", NULL};
+	const char *vals[] = {d->conninfo, timeout, "1", "30", "roost", NULL};
+
+	snprintf(timeout, sizeof(timeout), "%d", d->connect_timeout_s);
+	if (d->conn)
+		PQfinish(d->conn);
+	/* expand_dbname=1: the "dbname" value is parsed as a full conninfo
+	 * string or URI; the keywords after it override what it says, so
+	 * the timeout is always ROOST_CONNECT_TIMEOUT. */
+	d->conn = PQconnectdbParams(keys, vals, 1);
+	if (d->conn == NULL)
+		abort();
+	if (PQstatus(d->conn) != CONNECTION_OK) {
+		log_warn("database connection failed: %.*s",
+		    (int)strcspn(PQerrorMessage(d->conn), "\n"),
+		    PQerrorMessage(d->conn));
+		PQfinish(d->conn);
+		d->conn = NULL;
+		return R_UNAVAILABLE;
+	}
+	PQsetNoticeProcessor(d->conn, quiet_notices, NULL);
+	return R_SUCCESS;
+}
+
+rerr
+db_ensure(db *d)
+{
+	if (d->conn == NULL || PQstatus(d->conn) != CONNECTION_OK)
+		return connect_now(d);
+	switch (PQtransactionStatus(d->conn)) {
+	case PQTRANS_IDLE:
+		return R_SUCCESS;
+	case PQTRANS_INTRANS:
+	case PQTRANS_INERROR:
+		log_warn("rolling back a transaction left open");
+		db_rollback(d);
+		return PQstatus(d->conn) == CONNECTION_OK ? R_SUCCESS :
+		    connect_now(d);
+	default:
+		/* ACTIVE or UNKNOWN: the connection is unusable. */
+		return connect_now(d);
+	}
+}
+
+static void
+clear_result(void *p)
+{
+	PQclear(p);
+}
+
+PGresult *
+db_query(db *d, arena *a, rerr *err, const char *sql, int nparams,
+    const char *const *params)
+{
+	PGresult *res;
+	ExecStatusType st;
+	const char *state;
+
+	d->sqlstate[0] = '\0';
+	if (d->conn == NULL || PQstatus(d->conn) != CONNECTION_OK) {
+		*err = R_UNAVAILABLE;
+		return NULL;
+	}
+	res = PQexecParams(d->conn, sql, nparams, NULL, params, NULL, NULL, 0);
+	if (res == NULL) {
+		*err = R_UNAVAILABLE;
+		return NULL;
+	}
+	st = PQresultStatus(res);
+	if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
+		arena_on_cleanup(a, clear_result, res);
+		*err = R_SUCCESS;
+		return res;
+	}
+	state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+	snprintf(d->sqlstate, sizeof(d->sqlstate), "%s", state ? state : "");
+	if (PQstatus(d->conn) != CONNECTION_OK) {
+		log_warn("database connection lost: %.*s",
+		    (int)strcspn(PQerrorMessage(d->conn), "\n"),
+		    PQerrorMessage(d->conn));
+		*err = R_UNAVAILABLE;
+	} else if (strcmp(d->sqlstate, "23505") == 0) {
+		*err = R_CONFLICT;
+	} else if (strcmp(d->sqlstate, "57014") == 0 ||
+	    strncmp(d->sqlstate, "08", 2) == 0 ||
+	    strcmp(d->sqlstate, "57P01") == 0) {
+		/* statement timeout, connection exception, admin shutdown */
+		log_warn("database unavailable (SQLSTATE %s)", d->sqlstate);
+		*err = R_UNAVAILABLE;
+	} else {
+		const char *msg = PQresultErrorMessage(res);
+
+		log_error("query failed (SQLSTATE %s): %.*s", d->sqlstate,
+		    (int)strcspn(msg, "\n"), msg);
+		*err = R_INTERNAL;
+	}
+	PQclear(res);
+	return NULL;
+}
+
+const char *
+db_last_sqlstate(const db *d)
+{
+	return d->sqlstate;
+}
+
+static rerr
+simple(db *d, const char *sql)
+{
+	PGresult *res;
+	rerr e = R_SUCCESS;
+
+	if (d->conn == NULL || PQstatus(d->conn) != CONNECTION_OK)
+		return R_UNAVAILABLE;
+	res = PQexec(d->conn, sql);
+	if (res == NULL || PQresultStatus(res) != PGRES_COMMAND_OK) {
+		e = PQstatus(d->conn) == CONNECTION_OK ? R_INTERNAL :
+		    R_UNAVAILABLE;
+		if (e == R_INTERNAL)
+			log_error("%s failed: %.*s", sql,
+			    (int)strcspn(PQerrorMessage(d->conn), "\n"),
+			    PQerrorMessage(d->conn));
+	}
+	PQclear(res);
+	return e;
+}
+
+rerr
+db_begin(db *d, const char *schema)
+{
+	char timeout[24];
+	const char *params[2] = {schema, timeout};
+	PGresult *res;
+	rerr e;
+
+	if ((e = simple(d, "BEGIN")) != R_SUCCESS)
+		return e;
+	snprintf(timeout, sizeof(timeout), "%dms", d->statement_timeout_ms);
+	/* Local to the transaction: nothing leaks to the next client of a
+	 * pooled server connection (PgBouncer transaction mode). */
+	res = PQexecParams(d->conn,
+	    "SELECT set_config('search_path', $1, true), "
+	    "set_config('statement_timeout', $2, true)",
+	    2, NULL, params, NULL, NULL, 0);
+	if (res == NULL || PQresultStatus(res) != PGRES_TUPLES_OK) {
+		e = PQstatus(d->conn) == CONNECTION_OK ? R_INTERNAL :
+		    R_UNAVAILABLE;
+		PQclear(res);
+		db_rollback(d);
+		return e;
+	}
+	PQclear(res);
+	return R_SUCCESS;
+}
+
+rerr
+db_commit(db *d)
+{
+	return simple(d, "COMMIT");
+}
+
+void
+db_rollback(db *d)
+{
+	if (d->conn != NULL && PQstatus(d->conn) == CONNECTION_OK &&
+	    PQtransactionStatus(d->conn) != PQTRANS_IDLE)
+		(void)simple(d, "ROLLBACK");
+}
+
+rerr
+db_ping(db *d, arena *a)
+{
+	rerr e;
+
+	(void)db_query(d, a, &e, "SELECT 1", 0, NULL);
+	return e;
+}
+
+PGconn *
+db_conn(db *d)
+{
+	return d->conn;
+}
+
+bool
+db_in_tx(const db *d)
+{
+	return d->conn != NULL &&
+	    PQtransactionStatus(d->conn) != PQTRANS_IDLE;
+}

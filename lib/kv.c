@@ -1,0 +1,257 @@
+/* kv: one synchronous hiredis connection with timeouts and reconnect. */
+#include "kv.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+
+struct kv {
+	char *host;		/* NULL for a unix socket */
+	char *path;		/* unix socket path */
+	int port;
+	char *password;		/* NULL when none */
+	int dbnum;
+	struct timeval timeout;
+	redisContext *ctx;
+};
+
+static char *
+dupn(const char *s, size_t n)
+{
+	char *p = strndup(s, n);
+
+	if (p == NULL)
+		abort();
+	return p;
+}
+
+static int
+parse_num(const char *s, size_t n, int lo, int hi, int *out)
+{
+	long v = 0;
+
+	if (n == 0 || n > 9)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return -1;
+		v = v * 10 + (s[i] - '0');
+	}
+	if (v < lo || v > hi)
+		return -1;
+	*out = (int)v;
+	return 0;
+}
+
+kv *
+kv_new(const char *url, int timeout_ms, char *err, size_t errlen)
+{
+	kv *k = calloc(1, sizeof(*k));
+
+	if (k == NULL)
+		abort();
+	k->timeout.tv_sec = timeout_ms / 1000;
+	k->timeout.tv_usec = (timeout_ms % 1000) * 1000;
+	if (strncmp(url, "unix://", 7) == 0) {
+		const char *p = url + 7, *q = strchr(p, '?');
+		size_t n = q ? (size_t)(q - p) : strlen(p);
+
+		if (n == 0 || p[0] != '/') {
+			snprintf(err, errlen,
+			    "redis URL: unix:// needs an absolute socket path");
+			goto fail;
+		}
+		k->path = dupn(p, n);
+		if (q && (strncmp(q, "?db=", 4) != 0 ||
+		    parse_num(q + 4, strlen(q + 4), 0, 15, &k->dbnum) != 0)) {
+			snprintf(err, errlen, "redis URL: expected ?db=0..15");
+			goto fail;
+		}
+		return k;
+	}
+	if (strncmp(url, "redis://", 8) == 0) {
+		const char *p = url + 8, *at = strchr(p, '@'), *slash, *colon;
+
+		if (at != NULL) {
+			const char *pw = memchr(p, ':', (size_t)(at - p));
+
+			if (pw == NULL) {
+				snprintf(err, errlen,
+				    "redis URL: expected redis://:password@host");
+				goto fail;
+			}
+			k->password = dupn(pw + 1, (size_t)(at - pw - 1));
+			p = at + 1;
+		}
+		slash = strchr(p, '/');
+		colon = memchr(p, ':', slash ? (size_t)(slash - p) : strlen(p));
+		k->port = 6379;
+		if (colon) {
+			size_t pn = slash ? (size_t)(slash - colon - 1) :
+			    strlen(colon + 1);
+
+			if (parse_num(colon + 1, pn, 1, 65535, &k->port) != 0) {
+				snprintf(err, errlen, "redis URL: bad port");
+				goto fail;
+			}
+		}
+		k->host = dupn(p, colon ? (size_t)(colon - p) :
+		    slash ? (size_t)(slash - p) : strlen(p));
+		if (k->host[0] == '\0') {
+			snprintf(err, errlen, "redis URL: missing host");
+			goto fail;
+		}
+		if (slash && slash[1] != '\0' &&
+		    parse_num(slash + 1, strlen(slash + 1), 0, 15,
+		    &k->dbnum) != 0) {
+			snprintf(err, errlen, "redis URL: bad database number");
+			goto fail;
+		}
+		return k;
+	}
+	snprintf(err, errlen,
+	    "redis URL must start with redis:// or unix://");
+fail:
+	kv_free(k);
+	return NULL;
+}
+
+void
+kv_free(kv *k)
+{
+	if (k == NULL)
+		return;
+	if (k->ctx)
+		redisFree(k->ctx);
+	free(k->host);
+	free(k->path);
+	free(k->password);
+	free(k);
+}
+
+static void
+drop(kv *k, const char *why)
+{
+	log_warn("redis connection lost: %s", why);
+	redisFree(k->ctx);
+	k->ctx = NULL;
+}
+
+/* Runs a setup command right after connecting; -1 drops the connection. */
+static int
+setup_cmd(kv *k, int argc, const char **argv)
+{
+	redisReply *r = redisCommandArgv(k->ctx, argc, argv, NULL);
+	int ok = r != NULL && r->type != REDIS_REPLY_ERROR;
+
+	if (r == NULL)
+		drop(k, k->ctx->errstr);
+	else if (!ok) {
+		log_warn("redis %s failed: %s", argv[0], r->str);
+		redisFree(k->ctx);
+		k->ctx = NULL;
+	}
+	if (r)
+		freeReplyObject(r);
+	return ok ? 0 : -1;
+}
+
+rerr
+kv_ensure(kv *k)
+{
+	if (k->ctx != NULL)
+		return R_SUCCESS;
+	k->ctx = k->path ? redisConnectUnixWithTimeout(k->path, k->timeout) :
+	    redisConnectWithTimeout(k->host, k->port, k->timeout);
+	if (k->ctx == NULL)
+		abort();
+	if (k->ctx->err) {
+		log_warn("redis connection failed: %s", k->ctx->errstr);
+		redisFree(k->ctx);
+		k->ctx = NULL;
+		return R_UNAVAILABLE;
+	}
+	/* The same bound for commands: a hung Redis fails a request in
+	 * bounded time instead of wedging the worker. */
+	redisSetTimeout(k->ctx, k->timeout);
+	if (k->host)
+		redisEnableKeepAlive(k->ctx);
+	if (k->password) {
+		const char *argv[] = {"AUTH", k->password};
+
+		if (setup_cmd(k, 2, argv) != 0)
+			return R_UNAVAILABLE;
+	}
+	if (k->dbnum != 0) {
+		char num[8];
+		const char *argv[] = {"SELECT", num};
+
+		snprintf(num, sizeof(num), "%d", k->dbnum);
+		if (setup_cmd(k, 2, argv) != 0)
+			return R_UNAVAILABLE;
+	}
+	return R_SUCCESS;
+}
+
+static void
+free_reply(void *r)
+{
+	freeReplyObject(r);
+}
+
+redisReply *
+kv_cmdv(kv *k, arena *a, rerr *err, int argc, const char **argv,
+    const size_t *lens)
+{
+	redisReply *r;
+
+	if ((*err = kv_ensure(k)) != R_SUCCESS)
+		return NULL;
+	r = redisCommandArgv(k->ctx, argc, argv, lens);
+	if (r == NULL) {
+		drop(k, k->ctx->errstr);
+		*err = R_UNAVAILABLE;
+		return NULL;
+	}
+	arena_on_cleanup(a, free_reply, r);
+	if (r->type == REDIS_REPLY_ERROR) {
+		/* LOADING / MASTERDOWN mean "not now", not "bug". */
+		if (strncmp(r->str, "LOADING", 7) == 0 ||
+		    strncmp(r->str, "MASTERDOWN", 10) == 0 ||
+		    strncmp(r->str, "BUSY", 4) == 0) {
+			*err = R_UNAVAILABLE;
+		} else {
+			log_error("redis %s: %s", argv[0], r->str);
+			*err = R_INTERNAL;
+		}
+	}
+	return r;
+}
+
+redisReply *
+kv_cmd(kv *k, arena *a, rerr *err, const char *arg0, ...)
+{
+	const char *argv[32];
+	int argc = 0;
+	va_list ap;
+
+	argv[argc++] = arg0;
+	va_start(ap, arg0);
+	for (const char *s; (s = va_arg(ap, const char *)) != NULL;) {
+		if (argc == (int)(sizeof(argv) / sizeof(argv[0])))
+			abort();
+		argv[argc++] = s;
+	}
+	va_end(ap);
+	return kv_cmdv(k, a, err, argc, argv, NULL);
+}
+
+char *
+kv_key(arena *a, const char *tenant, const char *suffix)
+{
+	return arena_printf(a, "roost:{%s}:%s", tenant, suffix);
+}
