@@ -181,6 +181,19 @@ simple(db *d, const char *sql)
 	return e;
 }
 
+/* True when a failure was the connection dying under us: the statement
+ * never ran, so a read-only or transaction-start statement may be retried
+ * once on a fresh connection (PostgreSQL restarted between requests). */
+static bool
+reconnected(db *d, rerr e)
+{
+	if (e != R_UNAVAILABLE || d->conn == NULL ||
+	    PQstatus(d->conn) == CONNECTION_OK)
+		return false;
+	log_info("reconnecting to the database");
+	return connect_now(d) == R_SUCCESS;
+}
+
 rerr
 db_begin(db *d, const char *schema)
 {
@@ -189,7 +202,10 @@ db_begin(db *d, const char *schema)
 	PGresult *res;
 	rerr e;
 
-	if ((e = simple(d, "BEGIN")) != R_SUCCESS)
+	e = simple(d, "BEGIN");
+	if (e != R_SUCCESS && reconnected(d, e))
+		e = simple(d, "BEGIN");
+	if (e != R_SUCCESS)
 		return e;
 	snprintf(timeout, sizeof(timeout), "%dms", d->statement_timeout_ms);
 	/* Local to the transaction: nothing leaks to the next client of a
@@ -229,6 +245,8 @@ db_ping(db *d, arena *a)
 	rerr e;
 
 	(void)db_query(d, a, &e, "SELECT 1", 0, NULL);
+	if (e != R_SUCCESS && reconnected(d, e))
+		(void)db_query(d, a, &e, "SELECT 1", 0, NULL);
 	return e;
 }
 

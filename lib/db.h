@@ -53,7 +53,9 @@ PGresult *db_query(db *d, arena *a, rerr *err, const char *sql, int nparams,
 /* The SQLSTATE of the last failed db_query ("" when none). */
 const char *db_last_sqlstate(const db *d);
 
-/* A quick liveness round-trip (SELECT 1) outside any transaction. */
+/* A quick liveness round-trip (SELECT 1) outside any transaction; when the
+ * connection turns out to have died since the last request, reconnects and
+ * tries once more. db_begin() does the same for its BEGIN. */
 rerr db_ping(db *d, arena *a);
 
 /* Raw connection for the migrations runner; NULL when not connected. */

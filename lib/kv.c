@@ -2,6 +2,7 @@
 #include "kv.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -248,6 +249,25 @@ kv_cmd(kv *k, arena *a, rerr *err, const char *arg0, ...)
 	}
 	va_end(ap);
 	return kv_cmdv(k, a, err, argc, argv, NULL);
+}
+
+rerr
+kv_ping(kv *k, arena *a)
+{
+	for (int attempt = 0; attempt < 2; attempt++) {
+		bool had_ctx = k->ctx != NULL;
+		rerr e;
+		redisReply *r = kv_cmd(k, a, &e, "PING", NULL);
+
+		if (r != NULL && e == R_SUCCESS && r->type == REDIS_REPLY_STATUS &&
+		    strcmp(r->str, "PONG") == 0)
+			return R_SUCCESS;
+		/* Only a connection that died since the last use is worth a
+		 * second try; a fresh one that failed will fail again. */
+		if (!had_ctx || r != NULL)
+			break;
+	}
+	return R_UNAVAILABLE;
 }
 
 char *

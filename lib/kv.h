@@ -40,6 +40,10 @@ redisReply *kv_cmdv(kv *k, arena *a, rerr *err, int argc, const char **argv,
 redisReply *kv_cmd(kv *k, arena *a, rerr *err, const char *arg0, ...)
     __attribute__((sentinel));
 
+/* PING, retried once on a fresh connection when the old one turns out to
+ * be dead (Redis restarted between requests). R_SUCCESS or R_UNAVAILABLE. */
+rerr kv_ping(kv *k, arena *a);
+
 /* "roost:{tenant}:suffix" in arena memory. */
 char *kv_key(arena *a, const char *tenant, const char *suffix);
 

@@ -43,6 +43,7 @@ usage(FILE *f)
 	    "                               create an admin; the password comes from\n"
 	    "                               ROOST_ADMIN_PASSWORD or the first line of stdin\n"
 	    "  check                        check config, database, Redis, migrations\n"
+	    "  routes                       list the REST routes (method, path, auth)\n"
 	    "  version                      print the version\n"
 	    "\n"
 	    "Settings come from ROOST_* environment variables and the optional\n"
@@ -238,6 +239,14 @@ main(int argc, char **argv)
 	}
 	if (strcmp(argv[0], "version") == 0) {
 		printf("roostctl %s\n", PACKAGE_VERSION);
+		return 0;
+	}
+	if (strcmp(argv[0], "routes") == 0) {
+		static const char *const auth[] = {"none", "user", "admin"};
+
+		for (size_t i = 0; i < api_routes_count; i++)
+			printf("%s %s %s\n", api_routes[i].method,
+			    api_routes[i].pattern, auth[api_routes[i].auth]);
 		return 0;
 	}
 	if (strcmp(argv[0], "help") == 0) {

@@ -1,8 +1,6 @@
 /* api/health: GET /api/v1/health, for load balancers and monitors. */
 #include "api.h"
 
-#include <string.h>
-
 #include "json.h"
 
 rerr
@@ -11,13 +9,9 @@ api_health(req_ctx *c)
 	app *ap = c->app;
 	json_object *body = json_object_new_object();
 	bool db_ok, kv_ok;
-	redisReply *r;
-	rerr e;
 
 	db_ok = db_ensure(ap->db) == R_SUCCESS && db_ping(ap->db, c->a) == R_SUCCESS;
-	r = kv_cmd(ap->kv, c->a, &e, "PING", NULL);
-	kv_ok = r != NULL && e == R_SUCCESS && r->type == REDIS_REPLY_STATUS &&
-	    strcmp(r->str, "PONG") == 0;
+	kv_ok = kv_ping(ap->kv, c->a) == R_SUCCESS;
 
 	json_object_object_add(body, "status",
 	    json_str(db_ok && kv_ok ? "ok" : "unavailable"));

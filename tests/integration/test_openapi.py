@@ -1,0 +1,114 @@
+#!/usr/bin/python3
+"""Integration: docs/openapi.json stays true.
+
+It must list exactly the routes the server has (roostctl routes), with the
+right auth, and live responses must validate against its schemas."""
+import json
+import os
+import re
+import subprocess
+import urllib.error
+import urllib.request
+
+from harness import Stack, run_tests, test
+
+stack = Stack(workers=1)
+SRC = os.environ.get("ROOST_SRC_DIR", os.path.join(os.path.dirname(__file__), "../.."))
+BUILD = os.environ.get("ROOST_BUILD_DIR", os.path.join(SRC, "build"))
+SPEC = json.load(open(os.path.join(SRC, "docs", "openapi.json")))
+
+
+def resolve(schema):
+    while "$ref" in schema:
+        name = schema["$ref"].rsplit("/", 1)[1]
+        schema = SPEC["components"]["schemas"][name]
+    return schema
+
+
+def validate(value, schema, where="$"):
+    """A small JSON Schema subset: type, required, properties, enum, items,
+    additionalProperties false, nullable, minimum."""
+    schema = resolve(schema)
+    if value is None:
+        assert schema.get("nullable"), f"{where}: null not allowed"
+        return
+    t = schema.get("type")
+    types = {"object": dict, "array": list, "string": str, "boolean": bool,
+             "integer": int, "number": (int, float)}
+    if t:
+        assert isinstance(value, types[t]) and not (t in ("integer", "number") and isinstance(value, bool)), \
+            f"{where}: expected {t}, got {value!r}"
+    if "enum" in schema:
+        assert value in schema["enum"], f"{where}: {value!r} not in {schema['enum']}"
+    if "minimum" in schema:
+        assert value >= schema["minimum"], f"{where}: {value} < {schema['minimum']}"
+    if t == "object":
+        for k in schema.get("required", []):
+            assert k in value, f"{where}: missing {k}"
+        props = schema.get("properties", {})
+        for k, v in value.items():
+            if k in props:
+                validate(v, props[k], f"{where}.{k}")
+            else:
+                assert schema.get("additionalProperties", True) is not False, f"{where}: unexpected {k}"
+    if t == "array":
+        for i, v in enumerate(value):
+            validate(v, schema.get("items", {}), f"{where}[{i}]")
+
+
+def spec_routes():
+    out = set()
+    for path, ops in SPEC["paths"].items():
+        for method, op in ops.items():
+            auth = "none" if op.get("security") == [] else op.get("x-roost-auth", "user")
+            out.add((method.upper(), path, auth))
+    return out
+
+
+def server_routes():
+    p = subprocess.run([os.path.join(BUILD, "roostctl"), "routes"], capture_output=True, text=True, check=True)
+    out = set()
+    for line in p.stdout.splitlines():
+        method, pattern, auth = line.split()
+        out.add((method, re.sub(r"\{(\w+):\w+\}", r"{\1}", pattern), auth))
+    return out
+
+
+@test
+def spec_lists_exactly_the_server_routes():
+    s, r = spec_routes(), server_routes()
+    assert s == r, f"only in openapi.json: {sorted(s - r)}; only in the server: {sorted(r - s)}"
+
+
+@test
+def health_matches_its_schema():
+    with urllib.request.urlopen(stack.url("/api/v1/health"), timeout=10) as resp:
+        body = json.loads(resp.read())
+    schema = SPEC["paths"]["/api/v1/health"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
+    validate(body, schema)
+
+
+@test
+def errors_match_the_error_schema():
+    for path in ["/api/v1/nope", "/api/v1/%2e%2e/x"]:
+        try:
+            urllib.request.urlopen(stack.url(path), timeout=10)
+            raise AssertionError("expected an error")
+        except urllib.error.HTTPError as e:
+            validate(json.loads(e.read()), {"$ref": "#/components/schemas/Error"})
+
+
+@test
+def validator_catches_mismatches():
+    # the checker itself must be able to fail
+    for bad in [{"status": "ok"}, {"status": "meh", "db": "ok", "redis": "ok", "version": "1"},
+                {"status": "ok", "db": 1, "redis": "ok", "version": "1"}]:
+        try:
+            validate(bad, {"$ref": "#/components/schemas/Health"})
+        except AssertionError:
+            continue
+        raise RuntimeError(f"validator accepted {bad}")
+
+
+if __name__ == "__main__":
+    run_tests(stack)

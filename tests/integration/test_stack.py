@@ -1,0 +1,213 @@
+#!/usr/bin/python3
+"""Integration: the development stack itself (scripts/stack).
+
+PostgreSQL answers on its unix socket with the env's conninfo, Redis answers
+PING, lighttpd serves web/index.html and answers its own errors with JSON,
+single services stop and start, a second `start` reuses everything, and
+`stop` leaves nothing running. Needs no Roost binary, except the last check
+that lighttpd runs the configured number of workers."""
+import json
+import os
+import re
+import socket
+import subprocess
+import urllib.error
+import urllib.request
+
+from harness import BUILD_DIR, REPO, Skip, Stack, raw_request, run_tests, test
+
+STACK_SCRIPT = os.path.join(REPO, "scripts", "stack")
+
+WORKERS = 2
+stack = Stack(workers=WORKERS)
+PORT = stack.port
+
+REQUIRED_KEYS = ["ROOST_DATABASE_URL", "ROOST_REDIS_URL", "ROOST_SCHEMA", "ROOST_SQL_DIR",
+                 "ROOST_JWT_SECRET", "ROOST_URL", "ROOST_PORT", "ROOST_STATE_DIR",
+                 "ROOST_FCGI_SOCKET"]
+
+
+def psql(sql):
+    return subprocess.run(["psql", "-X", "-A", "-t", "-d", stack.env_vars["ROOST_DATABASE_URL"],
+                           "-c", sql], env=stack.env(), capture_output=True, timeout=30)
+
+
+def redis_ping():
+    p = subprocess.run(["redis-cli", "-s", stack.redis_socket, "ping"],
+                       capture_output=True, timeout=10)
+    return p.stdout.decode().strip()
+
+
+def get(path):
+    try:
+        with urllib.request.urlopen(stack.url(path), timeout=10) as r:
+            return r.status, r.headers, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers, e.read()
+
+
+def port_open():
+    try:
+        socket.create_connection(("127.0.0.1", PORT), timeout=2).close()
+        return True
+    except OSError:
+        return False
+
+
+@test
+def env_file_has_every_key():
+    for key in REQUIRED_KEYS:
+        assert stack.env_vars.get(key), f"{key} missing from {stack.dir}/env"
+    assert re.fullmatch(r"[0-9a-f]{64}", stack.env_vars["ROOST_JWT_SECRET"])
+    assert stack.env_vars["ROOST_URL"] == f"http://127.0.0.1:{PORT}"
+    assert stack.env_vars["ROOST_STATE_DIR"] == stack.dir
+    assert stack.env_vars["ROOST_SCHEMA"] == "roost"
+    assert stack.env_vars["ROOST_REDIS_URL"].startswith("unix:///")
+    mode = os.stat(os.path.join(stack.dir, "env")).st_mode & 0o777
+    assert mode == 0o600, oct(mode)
+
+
+@test
+def env_file_is_shell_sourceable():
+    p = subprocess.run(["bash", "-c", 'set -a; . "$1/env"; printf %s "$ROOST_DATABASE_URL"',
+                        "_", stack.dir], capture_output=True, timeout=10)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.decode() == stack.env_vars["ROOST_DATABASE_URL"]
+
+
+@test
+def postgres_reachable_as_roost():
+    p = psql("SELECT current_user || ' ' || current_database() || ' ' || "
+             "current_setting('server_version_num')")
+    assert p.returncode == 0, p.stderr
+    user, db, version = p.stdout.decode().split()
+    assert (user, db) == ("roost", "roost"), p.stdout
+    assert int(version) >= 150000, version
+    # the roost role owns its database: it may create tenant schemas
+    p = psql("CREATE SCHEMA stack_probe; DROP SCHEMA stack_probe;")
+    assert p.returncode == 0, p.stderr
+
+
+@test
+def postgres_has_no_tcp_listener():
+    p = psql("SHOW listen_addresses")
+    assert p.returncode == 0 and p.stdout.decode().strip() == "", p.stdout
+
+
+@test
+def redis_answers_ping():
+    assert redis_ping() == "PONG"
+    assert stack.redis_cli("CONFIG", "GET", "port").splitlines()[-1] == "0"
+
+
+@test
+def lighttpd_serves_the_web_root():
+    status, headers, body = get("/")
+    assert status == 200, status
+    assert headers["Content-Type"].startswith("text/html"), headers["Content-Type"]
+    assert b"Roost is running" in body and b"/api/v1/health" in body
+
+
+@test
+def lighttpd_errors_are_json():
+    cases = [
+        (b"GARBAGE\r\n\r\n", 400, "BAD_REQUEST"),
+        (b"POST /api/v1/x HTTP/1.1\r\nHost: a\r\nContent-Length: 2000000\r\n"
+         b"Connection: close\r\n\r\n", 413, "PAYLOAD_TOO_LARGE"),
+        (b"GET /api/v1/x HTTP/1.1\r\nHost: a\r\nX-Big: " + b"a" * 20000 +
+         b"\r\nConnection: close\r\n\r\n", 431, "HEADERS_TOO_LARGE"),
+        (b"GET /no-such-file HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n", 404, "NOT_FOUND"),
+        (b"GET /.hidden HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n", 403, "FORBIDDEN"),
+    ]
+    for raw, want_status, want_code in cases:
+        status, headers, body = raw_request(PORT, raw)
+        assert status == want_status, (raw[:30], status, body[:200])
+        assert headers.get("content-type") == "application/json", (raw[:30], headers)
+        doc = json.loads(body)
+        assert doc["error"]["code"] == want_code, doc
+        assert doc["error"]["message"], doc
+
+
+@test
+def status_reports_all_running():
+    assert stack.status() == {"postgres": True, "redis": True, "lighttpd": True}
+
+
+@test
+def postgres_stop_and_start():
+    stack.pg_stop()
+    try:
+        assert psql("SELECT 1").returncode != 0, "psql still works with PostgreSQL stopped"
+        assert stack.status()["postgres"] is False
+    finally:
+        stack.pg_start()
+    p = psql("SELECT 1")
+    assert p.returncode == 0 and p.stdout.decode().strip() == "1", p.stderr
+
+
+@test
+def redis_stop_and_start():
+    stack.redis_stop()
+    try:
+        assert redis_ping() != "PONG"
+        assert stack.status()["redis"] is False
+    finally:
+        stack.redis_start()
+    assert redis_ping() == "PONG"
+
+
+@test
+def web_stop_and_start():
+    stack.web_stop()
+    try:
+        assert not port_open(), "port still open with lighttpd stopped"
+    finally:
+        stack.web_start()
+    assert get("/")[0] == 200
+
+
+@test
+def second_start_reuses_everything():
+    before = dict(stack.env_vars)
+    pg_pid = open(os.path.join(stack.dir, "pg", "data", "postmaster.pid")).readline().strip()
+    web_pid = stack.lighttpd_pid()
+    stack.start()
+    assert stack.env_vars == before, "env changed on a second start"
+    assert open(os.path.join(stack.dir, "pg", "data", "postmaster.pid")).readline().strip() == pg_pid
+    assert stack.lighttpd_pid() == web_pid, "lighttpd was restarted without a reason"
+    assert psql("SELECT 1").returncode == 0 and redis_ping() == "PONG" and get("/")[0] == 200
+
+
+@test
+def workers_are_running():
+    if not os.access(os.path.join(BUILD_DIR, "roost.fcgi"), os.X_OK):
+        raise Skip(f"{BUILD_DIR}/roost.fcgi is not built")
+    pids = stack.fcgi_pids()
+    assert len(pids) == WORKERS, pids
+
+
+@test
+def stop_leaves_nothing_running():
+    pids = stack.fcgi_pids()
+    web_pid = stack.lighttpd_pid()
+    rc = subprocess.run([STACK_SCRIPT, "stop", stack.dir], capture_output=True, timeout=120)
+    assert rc.returncode == 0, rc.stderr
+    assert stack.status() == {"postgres": False, "redis": False, "lighttpd": False}
+    assert not port_open()
+    assert not os.path.exists(stack.redis_socket)
+    assert not os.path.exists(os.path.join(stack.dir, "pg", "run", ".s.PGSQL.5432"))
+    assert stack.lighttpd_pid() is None and web_pid is not None
+    assert stack.fcgi_pids() == [], "workers survived the stop"
+    for pid in pids:
+        try:
+            state = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        assert state == "Z", f"worker {pid} still alive"
+    # stopping again is fine
+    rc = subprocess.run([STACK_SCRIPT, "stop", stack.dir], capture_output=True, timeout=120)
+    assert rc.returncode == 0, rc.stderr
+
+
+if __name__ == "__main__":
+    run_tests(stack)
