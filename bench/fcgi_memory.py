@@ -49,7 +49,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--requests", type=int, default=10000)
     args = ap.parse_args()
-    stack = Stack(workers=1, log_level="warn")
+    stack = Stack(workers=1, env={"ROOST_LOG_LEVEL": "warn"})
     try:
         port = int(stack.env_vars["ROOST_PORT"])
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
