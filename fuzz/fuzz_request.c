@@ -32,6 +32,7 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	setenv("ROOST_REDIS_URL", "unix:///nonexistent/redis.sock", 1);
 	setenv("ROOST_BODY_LIMIT", "65536", 1);
 	setenv("ROOST_LOG_LEVEL", "error", 1);
+	setenv("ROOST_JWT_SECRET", "0123456789abcdef0123456789abcdef0123456789abcdef", 1);
 	log_init("fuzz_request", LOG_ERROR);
 	if (app_init(&ap, NULL, "fuzz", err, sizeof(err)) != 0)
 		abort();

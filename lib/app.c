@@ -11,6 +11,44 @@
 #include "log.h"
 #include "migrate.h"
 #include "password.h"
+#include "ratelimit.h"
+#include "users.h"
+
+/* ROOST_ADMIN_EMAIL + ROOST_ADMIN_PASSWORD: create that admin on first
+ * start, when the tenant has no admin yet. Workers starting together may
+ * race; the unique email makes the loser's insert fail harmlessly. */
+static void
+bootstrap_admin(app *ap)
+{
+	const char *email = getenv("ROOST_ADMIN_EMAIL");
+	const char *pw = getenv("ROOST_ADMIN_PASSWORD");
+	const char *why = NULL;
+	PGresult *res;
+	int64_t id;
+	rerr e;
+
+	if (email == NULL || pw == NULL || *email == '\0')
+		return;
+	if (db_ensure(ap->db) != R_SUCCESS ||
+	    db_begin(ap->db, ap->cfg.schema) != R_SUCCESS) {
+		log_warn("ROOST_ADMIN_EMAIL: the database is unreachable; "
+		    "the admin will be created at a later start");
+		return;
+	}
+	res = db_query(ap->db, ap->arena, &e, "SELECT 1 FROM users WHERE "
+	    "role = 'admin' AND deleted_at IS NULL LIMIT 1", 0, NULL);
+	if (res != NULL && PQntuples(res) == 0) {
+		e = users_create(ap->db, ap->arena, email, "Admin", pw,
+		    strlen(pw), 12, "admin", false, &id, &why);
+		if (e == R_SUCCESS && db_commit(ap->db) == R_SUCCESS)
+			log_info("created the first admin %s from ROOST_ADMIN_EMAIL",
+			    email);
+		else if (e != R_CONFLICT)
+			log_error("ROOST_ADMIN_EMAIL: %s", why ? why : "failed");
+	}
+	db_rollback(ap->db);
+	arena_reset(ap->arena);
+}
 
 int
 app_init(app *ap, const char *config_file, const char *frontend, char *err,
@@ -24,6 +62,13 @@ app_init(app *ap, const char *config_file, const char *frontend, char *err,
 	log_set_level((log_level)log_level_parse(ap->cfg.log_level));
 	if (password_init() != 0) {
 		snprintf(err, errlen, "libsodium failed to initialise");
+		goto fail;
+	}
+	/* Without a strong key every token would be forgeable (libjwt
+	 * verifies nothing with an empty key): refuse to serve at all. */
+	if (strcmp(frontend, "roostctl") != 0 && ap->cfg.jwt_secret == NULL) {
+		snprintf(err, errlen, "ROOST_JWT_SECRET is not set (64 random "
+		    "hex characters: openssl rand -hex 32)");
 		goto fail;
 	}
 	ap->frontend = frontend;
@@ -58,6 +103,8 @@ app_init(app *ap, const char *config_file, const char *frontend, char *err,
 		else if (rep.applied > 0)
 			log_info("applied %d migration(s) at start", rep.applied);
 	}
+	if (strcmp(frontend, "roostctl") != 0)
+		bootstrap_admin(ap);
 	return 0;
 fail:
 	db_free(ap->db);
@@ -123,6 +170,70 @@ render_error(req_ctx *c, rerr e)
 	if (e == R_UNAVAILABLE)
 		http_set_header(c->res, c->a, "Retry-After", "1");
 	reply_json(c, rerr_status(e), body);
+}
+
+const settings *
+req_settings(req_ctx *c, rerr *err)
+{
+	if (c->settings == NULL) {
+		settings *s = arena_calloc(c->a, 1, sizeof(*s));
+
+		if ((*err = settings_load(c->app->db, c->a, s)) != R_SUCCESS)
+			return NULL;
+		c->settings = s;
+	}
+	*err = R_SUCCESS;
+	return c->settings;
+}
+
+void
+req_ratelimit_headers(req_ctx *c, const rl_result *r)
+{
+	http_set_header(c->res, c->a, "X-RateLimit-Limit",
+	    arena_printf(c->a, "%lld", (long long)r->limit));
+	http_set_header(c->res, c->a, "X-RateLimit-Remaining",
+	    arena_printf(c->a, "%lld", (long long)r->remaining));
+	http_set_header(c->res, c->a, "X-RateLimit-Reset",
+	    arena_printf(c->a, "%lld", (long long)r->reset));
+	if (r->limited) {
+		long long wait = (long long)r->reset - (long long)time(NULL);
+
+		http_set_header(c->res, c->a, "Retry-After",
+		    arena_printf(c->a, "%lld", wait < 1 ? 1 : wait));
+	}
+}
+
+/* Identity, role, forced password change and the per-user request limit,
+ * for routes that need a signed-in user. */
+static rerr
+authorize(req_ctx *c, const route *r)
+{
+	const settings *s;
+	rl_result rl;
+	rerr e;
+
+	if ((e = auth_authenticate(c)) != R_SUCCESS)
+		return e;
+	if (r->auth == AUTH_ADMIN && !c->user.admin)
+		return fail(c, R_FORBIDDEN, NULL, "this needs the admin role");
+	if (c->user.must_change_password && !(r->flags & ROUTE_PW_CHANGE_OK))
+		return fail(c, R_PASSWORD_CHANGE_REQUIRED, NULL, NULL);
+	if ((s = req_settings(c, &e)) == NULL)
+		return e;
+	e = ratelimit_hit(c->app->kv, c->a, c->tenant.id, "api",
+	    arena_printf(c->a, "%lld", (long long)c->user.user_id),
+	    s->requests_per_minute, 60, &rl);
+	if (e != R_SUCCESS) {
+		/* Fails open: a cache outage must not take the API down. */
+		log_warn("rate limiter unavailable; request allowed");
+		return R_SUCCESS;
+	}
+	req_ratelimit_headers(c, &rl);
+	if (rl.limited)
+		return fail(c, R_RATE_LIMITED, NULL,
+		    "more than %lld requests a minute; slow down",
+		    (long long)rl.limit);
+	return R_SUCCESS;
 }
 
 static double
@@ -196,11 +307,18 @@ pipeline(req_ctx *c, char *const *envp, http_read_fn read_fn, void *read_ctx)
 	if ((e = tenant_resolve(&ap->cfg, c->req, &c->tenant)) != R_SUCCESS)
 		return fail(c, e, NULL, "unknown tenant");
 	if (!(r->flags & ROUTE_NO_DB)) {
-		if ((e = db_ensure(ap->db)) != R_SUCCESS)
+		/* One transaction per request: everything a handler writes
+		 * commits together, before the response goes out. */
+		if ((e = db_ensure(ap->db)) != R_SUCCESS ||
+		    (e = db_begin(ap->db, c->tenant.schema)) != R_SUCCESS)
 			return fail(c, e, NULL, "the database is unavailable");
 	}
-	if (r->auth != AUTH_NONE)
-		return fail(c, R_UNAUTHORIZED, NULL, "sign in first");
+	if (r->auth != AUTH_NONE) {
+		if (r->flags & ROUTE_NO_DB)
+			return fail(c, R_INTERNAL, NULL, "misdeclared route");
+		if ((e = authorize(c, r)) != R_SUCCESS)
+			return e;
+	}
 	return r->handler(c);
 }
 
@@ -220,10 +338,19 @@ app_handle(app *ap, char *const *envp, http_read_fn read_fn, void *read_ctx,
 
 	e = pipeline(&c, envp, read_fn, read_ctx);
 	if (db_in_tx(ap->db)) {
-		/* A handler that returns with a transaction open is either
-		 * failing or buggy: never commit on its behalf. */
-		if (e == R_SUCCESS)
-			log_error("handler left a transaction open");
+		if (e == R_SUCCESS) {
+			e = db_commit(ap->db);
+			if (e == R_SUCCESS) {
+				auth_after_commit(&c);
+			} else {
+				/* Nothing the handler promised (cookies, a
+				 * Location) may leave with the error. */
+				res->n_headers = 0;
+				http_set_header(res, c.a, "X-Request-Id",
+				    req.request_id);
+				fail(&c, e, NULL, "the change could not be saved");
+			}
+		}
 		db_rollback(ap->db);
 	}
 	if (e != R_SUCCESS) {

@@ -16,12 +16,14 @@
 #include <json-c/json.h>
 
 #include "arena.h"
+#include "auth.h"
 #include "config.h"
 #include "db.h"
 #include "error.h"
 #include "http.h"
 #include "kv.h"
 #include "router.h"
+#include "settings.h"
 #include "tenant.h"
 
 typedef struct app {
@@ -34,6 +36,7 @@ typedef struct app {
 	arena *arena;		/* the per-request arena, reset after each */
 	const char *frontend;	/* "fcgi", "cgi", ... for logs and health */
 	uint64_t served;
+	char dummy_hash[128];	/* verified against for unknown emails */
 } app;
 
 typedef struct req_ctx {
@@ -44,6 +47,10 @@ typedef struct req_ctx {
 	route_match match;
 	tenant tenant;
 	json_object *body;	/* parsed for ROUTE_JSON_BODY routes */
+	principal user;		/* for AUTH_USER and AUTH_ADMIN routes */
+	settings *settings;	/* loaded on first use: req_settings() */
+	int64_t *stale_sessions; /* cache entries to mark after COMMIT */
+	size_t n_stale, cap_stale;
 	/* error detail for the body of an error response */
 	const char *err_field;
 	const char *err_message;
@@ -72,6 +79,14 @@ rerr reply_json(req_ctx *c, int status, json_object *obj);
  * write: return fail(c, R_VALIDATION, "name", "must not be empty"); */
 rerr fail(req_ctx *c, rerr e, const char *field, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+
+/* The tenant's settings, loaded once per request (inside its transaction).
+ * NULL with *err set when the database fails. */
+const settings *req_settings(req_ctx *c, rerr *err);
+
+/* Adds X-RateLimit-* headers for r, and Retry-After when it is limited. */
+struct rl_result;
+void req_ratelimit_headers(req_ctx *c, const struct rl_result *r);
 
 /* Renders the error body for e with c's detail (or the default message). */
 void render_error(req_ctx *c, rerr e);

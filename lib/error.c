@@ -16,6 +16,8 @@ static const struct {
 	    "this session was replaced by a newer sign-in on the same kind of device"},
 	[R_FORBIDDEN] = {403, "FORBIDDEN", "you may not do that"},
 	[R_NOT_MEMBER] = {403, "NOT_MEMBER", "you are not a member of this room"},
+	[R_PASSWORD_CHANGE_REQUIRED] = {403, "PASSWORD_CHANGE_REQUIRED",
+	    "change your password first (POST /api/v1/me/password)"},
 	[R_NOT_FOUND] = {404, "NOT_FOUND", "no such resource"},
 	[R_METHOD_NOT_ALLOWED] = {405, "METHOD_NOT_ALLOWED",
 	    "this method is not allowed here"},

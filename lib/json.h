@@ -70,7 +70,8 @@ rerr json_get_bool(json_object *obj, const char *key, bool required,
     bool *out, bool *present, json_err *e);
 
 /* Reads obj[key] as one of the strings in choices (NULL-terminated);
- * returns its index in *out. */
+ * returns its index in *out, or -1 when the key is absent or null and not
+ * required. */
 rerr json_get_enum(json_object *obj, const char *key, bool required,
     const char *const *choices, int *out, json_err *e);
 

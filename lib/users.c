@@ -36,13 +36,78 @@ users_email_valid(const char *s, size_t len)
 	return true;
 }
 
+bool
+users_url_valid(const char *s, size_t len)
+{
+	if (len > URL_MAX_BYTES || strlen(s) != len)
+		return false;
+	if (strncmp(s, "https://", 8) != 0 && strncmp(s, "http://", 7) != 0)
+		return false;
+	if (len <= (s[4] == 's' ? 8u : 7u))
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if ((unsigned char)s[i] <= 0x20 || (unsigned char)s[i] >= 0x7f ||
+		    s[i] == '"' || s[i] == '<' || s[i] == '>' || s[i] == '\\')
+			return false;
+	return true;
+}
+
+const char *
+users_password_problem(const char *pw, size_t len, int64_t pw_min)
+{
+	if ((int64_t)len < pw_min)
+		return "the password is too short";
+	if (len > PASSWORD_MAX_BYTES)
+		return "the password is longer than 1024 bytes";
+	if (memchr(pw, '\0', len) != NULL)
+		return "the password must not contain NUL";
+	return NULL;
+}
+
+static void
+add_nullable(json_object *o, const char *key, const PGresult *res, int row,
+    int col)
+{
+	json_object_object_add(o, key, PQgetisnull(res, row, col) ? NULL :
+	    json_str(PQgetvalue(res, row, col)));
+}
+
+json_object *
+users_row_json(const PGresult *res, int row, bool private_view)
+{
+	json_object *o = json_object_new_object();
+
+	json_object_object_add(o, "id",
+	    json_i64(strtoll(PQgetvalue(res, row, 0), NULL, 10)));
+	if (private_view)
+		json_object_object_add(o, "email",
+		    json_str(PQgetvalue(res, row, 1)));
+	json_object_object_add(o, "name", json_str(PQgetvalue(res, row, 2)));
+	add_nullable(o, "display_name", res, row, 3);
+	add_nullable(o, "about", res, row, 4);
+	add_nullable(o, "avatar_url", res, row, 5);
+	json_object_object_add(o, "role", json_str(PQgetvalue(res, row, 6)));
+	json_object_object_add(o, "suspended",
+	    json_object_new_boolean(PQgetvalue(res, row, 7)[0] == 't'));
+	json_object_object_add(o, "deleted",
+	    json_object_new_boolean(PQgetvalue(res, row, 8)[0] == 't'));
+	if (private_view) {
+		json_object_object_add(o, "must_change_password",
+		    json_object_new_boolean(PQgetvalue(res, row, 9)[0] == 't'));
+		add_nullable(o, "last_seen_at", res, row, 11);
+	}
+	json_object_object_add(o, "created_at",
+	    json_str(PQgetvalue(res, row, 10)));
+	return o;
+}
+
 rerr
 users_create(db *d, arena *a, const char *email, const char *name,
-    const char *password, size_t pw_len, const char *role, int64_t *id,
-    const char **why)
+    const char *password, size_t pw_len, int64_t pw_min, const char *role,
+    bool must_change, int64_t *id, const char **why)
 {
 	char hash[PASSWORD_HASH_MAX];
-	const char *params[4];
+	const char *params[5];
 	char *lower;
 	PGresult *res;
 	rerr e;
@@ -51,11 +116,8 @@ users_create(db *d, arena *a, const char *email, const char *name,
 		*why = "invalid email address";
 		return R_VALIDATION;
 	}
-	if (pw_len < 12 || pw_len > PASSWORD_MAX_BYTES ||
-	    memchr(password, '\0', pw_len) != NULL) {
-		*why = "the password must be 12 to 1024 bytes, without NUL";
+	if ((*why = users_password_problem(password, pw_len, pw_min)) != NULL)
 		return R_VALIDATION;
-	}
 	if (name == NULL || name[0] == '\0' ||
 	    !json_utf8_valid(name, strlen(name)) ||
 	    json_utf8_chars(name, strlen(name)) > NAME_MAX_CHARS) {
@@ -78,10 +140,11 @@ users_create(db *d, arena *a, const char *email, const char *name,
 	params[1] = name;
 	params[2] = hash;
 	params[3] = role;
+	params[4] = must_change ? "true" : "false";
 	res = db_query(d, a, &e,
-	    "INSERT INTO users (email, name, password_hash, role) "
-	    "VALUES ($1, $2, $3, $4) RETURNING id",
-	    4, params);
+	    "INSERT INTO users (email, name, password_hash, role, "
+	    "must_change_password) VALUES ($1, $2, $3, $4, $5) RETURNING id",
+	    5, params);
 	if (res == NULL) {
 		*why = e == R_CONFLICT ? "a user with this email exists" :
 		    "the database refused the insert";

@@ -21,6 +21,7 @@
 #include "log.h"
 #include "migrate.h"
 #include "password.h"
+#include "settings.h"
 #include "users.h"
 
 #define EX_FAIL 1
@@ -137,8 +138,14 @@ cmd_create_admin(app *ap, int argc, char **argv)
 		fprintf(stderr, "roostctl: the database is unreachable\n");
 		return EX_UNAVAILABLE;
 	}
-	e = users_create(ap->db, ap->arena, email, name, pw, pw_len, "admin",
-	    &id, &why);
+	{
+		settings s;
+
+		if ((e = settings_load(ap->db, ap->arena, &s)) == R_SUCCESS)
+			e = users_create(ap->db, ap->arena, email, name, pw,
+			    pw_len, s.password_min_length, "admin", false, &id,
+			    &why);
+	}
 	if (e == R_SUCCESS)
 		e = db_commit(ap->db);
 	else

@@ -3,7 +3,45 @@
 #define ROOST_API_H
 
 #include "../app.h"
+#include "../json.h"
+
+/* Returns a validation failure described by a json_err. */
+#define JSON_FAIL(c, r, je) fail((c), (r), (je).field, "%s", (je).message)
+
+/* The signed-in user's row id, as a query parameter. */
+const char *api_id(req_ctx *c, int64_t id);
+
+/* Reads query parameter name as an integer in [min, max]; absent gives
+ * def. R_VALIDATION naming the parameter for anything else. */
+rerr api_query_int(req_ctx *c, const char *name, int64_t min, int64_t max,
+    int64_t def, int64_t *out);
+
+/* Selects the user id with USER_COLUMNS and answers it with status. */
+rerr api_reply_user(req_ctx *c, int status, int64_t id, bool private_view);
 
 rerr api_health(req_ctx *c);
+
+rerr api_register(req_ctx *c);
+rerr api_login(req_ctx *c);
+rerr api_logout(req_ctx *c);
+
+rerr api_me_get(req_ctx *c);
+rerr api_me_patch(req_ctx *c);
+rerr api_me_password(req_ctx *c);
+rerr api_me_sessions(req_ctx *c);
+rerr api_me_session_delete(req_ctx *c);
+rerr api_me_token_create(req_ctx *c);
+rerr api_me_tokens(req_ctx *c);
+rerr api_me_token_delete(req_ctx *c);
+
+rerr api_users_list(req_ctx *c);
+rerr api_user_get(req_ctx *c);
+
+rerr api_admin_user_create(req_ctx *c);
+rerr api_admin_user_patch(req_ctx *c);
+rerr api_admin_user_reset_password(req_ctx *c);
+rerr api_admin_user_delete(req_ctx *c);
+rerr api_admin_settings_get(req_ctx *c);
+rerr api_admin_settings_patch(req_ctx *c);
 
 #endif

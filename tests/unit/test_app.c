@@ -47,6 +47,8 @@ static const route fixtures[] = {
 	{.method = "GET", .pattern = "/t/items/{id:int}", .handler = h_item, .flags = ROUTE_NO_DB},
 	{.method = "GET", .pattern = "/t/needs-db", .handler = h_ping},
 	{.method = "GET", .pattern = "/t/private", .handler = h_ping,
+	    .auth = AUTH_USER},
+	{.method = "GET", .pattern = "/t/misdeclared", .handler = h_ping,
 	    .auth = AUTH_USER, .flags = ROUTE_NO_DB},
 	{.method = "GET", .pattern = "/t/fails", .handler = h_fails, .flags = ROUTE_NO_DB},
 };
@@ -124,6 +126,7 @@ main(void)
 	setenv("ROOST_REDIS_URL", "unix:///nonexistent/redis.sock", 1);
 	setenv("ROOST_BODY_LIMIT", "65536", 1);
 	setenv("ROOST_LOG_LEVEL", "error", 1);
+	setenv("ROOST_JWT_SECRET", "0123456789abcdef0123456789abcdef0123456789abcdef", 1);
 	ok(app_init(&ap, NULL, "test", err, sizeof(err)) == 0, "app starts: %s", err);
 	ap.routes = fixtures;
 	ap.n_routes = sizeof(fixtures) / sizeof(fixtures[0]);
@@ -187,7 +190,10 @@ main(void)
 
 	is_int(run("GET", "/t/needs-db", NULL, NULL, 0), 503, "database down is 503");
 	ok(has("SERVICE_UNAVAILABLE") && has("Retry-After: 1"), "503 body and Retry-After");
-	is_int(run("GET", "/t/private", NULL, NULL, 0), 401, "auth route without auth is 401");
+	is_int(run("GET", "/t/private", NULL, NULL, 0), 503,
+	    "an auth route needs the database before anything else");
+	is_int(run("GET", "/t/misdeclared", NULL, NULL, 0), 500,
+	    "an auth route declared database-free is refused");
 	is_int(run("GET", "/t/fails", NULL, NULL, 0), 409, "handler error status");
 	ok(has("\"field\":\"thing\"") && has("already there"), "handler error detail");
 	is_int(run("GET", "/t/../etc/passwd", NULL, NULL, 0), 400, "traversal is 400");

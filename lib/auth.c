@@ -1,0 +1,366 @@
+/* auth: credentials -> principal; sessions; cache invalidation. */
+#include "auth.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "app.h"
+#include "json.h"
+#include "log.h"
+#include "token.h"
+
+#define CACHE_TTL "30"
+#define STALE_TTL "60"
+
+static const char *
+session_key(req_ctx *c, int64_t sid)
+{
+	return kv_key(c->a, c->tenant.id,
+	    arena_printf(c->a, "sess:%" PRId64, sid));
+}
+
+static const char *
+id_str(req_ctx *c, int64_t id)
+{
+	return arena_printf(c->a, "%" PRId64, id);
+}
+
+static const char *
+printable(req_ctx *c, const char *s, size_t max)
+{
+	size_t n = 0;
+	char *out;
+
+	if (s == NULL)
+		return NULL;
+	out = arena_alloc(c->a, max + 1);
+	for (; *s && n < max; s++)
+		if ((unsigned char)*s >= 0x20 && (unsigned char)*s < 0x7f)
+			out[n++] = *s;
+	out[n] = '\0';
+	return out;
+}
+
+const char *
+auth_client_ip(req_ctx *c)
+{
+	const char *ip = printable(c, c->req->remote_addr, 64);
+
+	return ip && *ip ? ip : "unknown";
+}
+
+const char *
+auth_user_agent(req_ctx *c)
+{
+	return printable(c, http_header(c->req, "user-agent"), 256);
+}
+
+/* Value of cookie name in the Cookie header, or NULL. */
+static const char *
+cookie(req_ctx *c, const char *name)
+{
+	const char *h = http_header(c->req, "cookie");
+	size_t n = strlen(name);
+
+	while (h && *h) {
+		while (*h == ' ' || *h == ';')
+			h++;
+		if (strncmp(h, name, n) == 0 && h[n] == '=') {
+			const char *v = h + n + 1;
+
+			return arena_strndup(c->a, v, strcspn(v, ";"));
+		}
+		h = strchr(h, ';');
+	}
+	return NULL;
+}
+
+void
+auth_forget_session(req_ctx *c, int64_t sid)
+{
+	if (c->n_stale == c->cap_stale) {
+		size_t cap = c->cap_stale ? c->cap_stale * 2 : 8;
+		int64_t *n = arena_alloc(c->a, cap * sizeof(*n));
+
+		if (c->n_stale)
+			memcpy(n, c->stale_sessions, c->n_stale * sizeof(*n));
+		c->stale_sessions = n;
+		c->cap_stale = cap;
+	}
+	c->stale_sessions[c->n_stale++] = sid;
+}
+
+rerr
+auth_forget_user(req_ctx *c, int64_t user_id)
+{
+	const char *p[1] = {id_str(c, user_id)};
+	PGresult *res;
+	rerr e;
+
+	/* Revoked long ago means already uncached: the cache lives 30 s. */
+	res = db_query(c->app->db, c->a, &e,
+	    "SELECT id FROM sessions WHERE user_id = $1 AND "
+	    "(revoked_at IS NULL OR revoked_at > now() - interval '5 minutes')",
+	    1, p);
+	if (res == NULL)
+		return e;
+	for (int i = 0; i < PQntuples(res); i++)
+		auth_forget_session(c, strtoll(PQgetvalue(res, i, 0), NULL, 10));
+	return R_SUCCESS;
+}
+
+void
+auth_after_commit(req_ctx *c)
+{
+	for (size_t i = 0; i < c->n_stale; i++) {
+		rerr e;
+
+		(void)kv_cmd(c->app->kv, c->a, &e, "SET",
+		    session_key(c, c->stale_sessions[i]), "x", "EX", STALE_TTL,
+		    NULL);
+		if (e != R_SUCCESS)
+			log_warn("could not mark session %" PRId64 " stale in "
+			    "Redis; its cache entry expires within 30 s",
+			    c->stale_sessions[i]);
+	}
+	c->n_stale = 0;
+}
+
+/* Decides whether session sid of user uid is live, via the cache or
+ * PostgreSQL; fills the principal's role flags. */
+static rerr
+session_state(req_ctx *c, int64_t sid, int64_t uid)
+{
+	const char *key = session_key(c, sid);
+	const char *p[1] = {id_str(c, sid)};
+	bool may_cache = true;
+	PGresult *res;
+	redisReply *r;
+	rerr e;
+
+	r = kv_cmd(c->app->kv, c->a, &e, "GET", key, NULL);
+	if (r == NULL || e != R_SUCCESS) {
+		may_cache = false;	/* Redis down: PostgreSQL decides */
+	} else if (r->type == REDIS_REPLY_STRING) {
+		long long cu;
+		int admin, must;
+
+		if (strcmp(r->str, "x") == 0) {
+			may_cache = false;
+		} else if (sscanf(r->str, "%lld:%d:%d", &cu, &admin, &must) ==
+		    3 && cu == uid) {
+			c->user.admin = admin == 1;
+			c->user.must_change_password = must == 1;
+			return R_SUCCESS;
+		}
+	}
+	res = db_query(c->app->db, c->a, &e,
+	    "SELECT s.user_id, s.revoked_at IS NULL AND s.expires_at > now(), "
+	    "coalesce(s.revoked_reason, ''), u.role = 'admin', u.suspended, "
+	    "u.deleted_at IS NOT NULL, u.must_change_password, "
+	    "s.last_used_at < now() - interval '60 seconds' "
+	    "FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = $1",
+	    1, p);
+	if (res == NULL)
+		return e;
+	if (PQntuples(res) != 1 ||
+	    strtoll(PQgetvalue(res, 0, 0), NULL, 10) != uid)
+		return fail(c, R_UNAUTHORIZED, NULL, "this session does not exist");
+	if (PQgetvalue(res, 0, 1)[0] != 't') {
+		if (strcmp(PQgetvalue(res, 0, 2), "displaced") == 0)
+			return fail(c, R_SESSION_DISPLACED, NULL, NULL);
+		return fail(c, R_UNAUTHORIZED, NULL, "this session has ended");
+	}
+	if (PQgetvalue(res, 0, 4)[0] == 't' || PQgetvalue(res, 0, 5)[0] == 't')
+		return fail(c, R_UNAUTHORIZED, NULL,
+		    "this account is suspended or deleted");
+	c->user.admin = PQgetvalue(res, 0, 3)[0] == 't';
+	c->user.must_change_password = PQgetvalue(res, 0, 6)[0] == 't';
+	if (PQgetvalue(res, 0, 7)[0] == 't' &&
+	    db_query(c->app->db, c->a, &e,
+	    "UPDATE sessions SET last_used_at = now() WHERE id = $1", 1, p) ==
+	    NULL)
+		return e;
+	if (may_cache) {
+		const char *val = arena_printf(c->a, "%" PRId64 ":%d:%d", uid,
+		    c->user.admin ? 1 : 0, c->user.must_change_password ? 1 : 0);
+
+		/* NX: never overwrite a stale mark set meanwhile. */
+		(void)kv_cmd(c->app->kv, c->a, &e, "SET", key, val, "EX",
+		    CACHE_TTL, "NX", NULL);
+	}
+	return R_SUCCESS;
+}
+
+static rerr
+api_token_state(req_ctx *c, const char *tok)
+{
+	char hash[65];
+	const char *p[1] = {hash};
+	PGresult *res;
+	rerr e;
+
+	if (strlen(tok) != API_TOKEN_LEN)
+		return fail(c, R_UNAUTHORIZED, NULL, "invalid API token");
+	token_sha256_hex(tok, strlen(tok), hash);
+	res = db_query(c->app->db, c->a, &e,
+	    "SELECT t.id, t.user_id, u.role = 'admin', u.suspended, "
+	    "u.deleted_at IS NOT NULL, u.must_change_password, "
+	    "t.last_used_at IS NULL OR t.last_used_at < now() - interval '60 seconds' "
+	    "FROM api_tokens t JOIN users u ON u.id = t.user_id "
+	    "WHERE t.token_hash = $1 AND t.revoked_at IS NULL", 1, p);
+	if (res == NULL)
+		return e;
+	if (PQntuples(res) != 1)
+		return fail(c, R_UNAUTHORIZED, NULL, "invalid API token");
+	if (PQgetvalue(res, 0, 3)[0] == 't' || PQgetvalue(res, 0, 4)[0] == 't')
+		return fail(c, R_UNAUTHORIZED, NULL,
+		    "this account is suspended or deleted");
+	c->user.token_id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+	c->user.user_id = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+	c->user.admin = PQgetvalue(res, 0, 2)[0] == 't';
+	c->user.must_change_password = PQgetvalue(res, 0, 5)[0] == 't';
+	if (PQgetvalue(res, 0, 6)[0] == 't') {
+		p[0] = id_str(c, c->user.token_id);
+		if (db_query(c->app->db, c->a, &e, "UPDATE api_tokens SET "
+		    "last_used_at = now() WHERE id = $1", 1, p) == NULL)
+			return e;
+	}
+	return R_SUCCESS;
+}
+
+static bool
+safe_method(const char *m)
+{
+	return strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0 ||
+	    strcmp(m, "OPTIONS") == 0;
+}
+
+rerr
+auth_authenticate(req_ctx *c)
+{
+	const char *authz = http_header(c->req, "authorization"), *tok;
+	token_claims claims;
+	const char *why;
+	rerr e;
+
+	memset(&c->user, 0, sizeof(c->user));
+	if (authz != NULL) {
+		/* RFC 7235: the scheme is case-insensitive. */
+		if (strncasecmp(authz, "Bearer ", 7) != 0)
+			return fail(c, R_UNAUTHORIZED, NULL,
+			    "use Authorization: Bearer <token>");
+		tok = authz + 7;
+		while (*tok == ' ')
+			tok++;
+		if (*tok == '\0')
+			return fail(c, R_UNAUTHORIZED, NULL, "empty bearer token");
+		if (strncmp(tok, API_TOKEN_PREFIX, strlen(API_TOKEN_PREFIX)) == 0)
+			return api_token_state(c, tok);
+	} else if ((tok = cookie(c, SESSION_COOKIE)) != NULL && *tok) {
+		c->user.via_cookie = true;
+	} else {
+		return fail(c, R_UNAUTHORIZED, NULL, "sign in first");
+	}
+	e = token_verify(c->a, c->app->cfg.jwt_secret, tok, (int64_t)time(NULL),
+	    SETTINGS_MAX_LIFETIME_S, &claims, &why);
+	if (e != R_SUCCESS) {
+		log_info("token refused: %s", why);
+		return fail(c, R_UNAUTHORIZED, NULL, "invalid or expired token");
+	}
+	if (strcmp(claims.tenant, c->tenant.id) != 0) {
+		log_info("token refused: tenant %s on %s", claims.tenant,
+		    c->tenant.id);
+		return fail(c, R_UNAUTHORIZED, NULL, "invalid or expired token");
+	}
+	c->user.user_id = claims.user_id;
+	c->user.session_id = claims.session_id;
+	if ((e = session_state(c, claims.session_id, claims.user_id)) !=
+	    R_SUCCESS)
+		return e;
+	if (c->user.via_cookie && !safe_method(c->req->method)) {
+		const char *sent = http_header(c->req, "x-csrf-token");
+		const char *want = token_csrf(c->a, c->app->cfg.jwt_secret,
+		    c->tenant.id, c->user.session_id);
+
+		if (sent == NULL || !token_equal(sent, want))
+			return fail(c, R_FORBIDDEN, NULL,
+			    "missing or invalid X-CSRF-Token for a cookie-authenticated request");
+	}
+	return R_SUCCESS;
+}
+
+static void
+set_cookies(req_ctx *c, const char *jwt, const char *csrf, int64_t max_age)
+{
+	const char *path = c->app->cfg.base_path[0] ? c->app->cfg.base_path : "/";
+	const char *secure = c->req->https ? "; Secure" : "";
+
+	http_set_header(c->res, c->a, "Set-Cookie", arena_printf(c->a,
+	    "%s=%s; Path=%s; Max-Age=%" PRId64 "; HttpOnly; SameSite=Lax%s",
+	    SESSION_COOKIE, jwt, path, max_age, secure));
+	http_set_header(c->res, c->a, "Set-Cookie", arena_printf(c->a,
+	    "%s=%s; Path=%s; Max-Age=%" PRId64 "; SameSite=Lax%s",
+	    CSRF_COOKIE, csrf, path, max_age, secure));
+}
+
+void
+auth_clear_cookies(req_ctx *c)
+{
+	set_cookies(c, "", "", 0);
+}
+
+rerr
+auth_start_session(req_ctx *c, int64_t user_id, const char *device,
+    int64_t lifetime_hours, json_object *answer)
+{
+	const char *p[5];
+	token_claims claims;
+	PGresult *res;
+	char *jwt, *csrf;
+	rerr e;
+
+	p[0] = id_str(c, user_id);
+	p[1] = device;
+	res = db_query(c->app->db, c->a, &e,
+	    "UPDATE sessions SET revoked_at = now(), revoked_reason = 'displaced' "
+	    "WHERE user_id = $1 AND device = $2 AND revoked_at IS NULL "
+	    "RETURNING id", 2, p);
+	if (res == NULL)
+		return e;
+	for (int i = 0; i < PQntuples(res); i++)
+		auth_forget_session(c, strtoll(PQgetvalue(res, i, 0), NULL, 10));
+	p[2] = auth_client_ip(c);
+	p[3] = auth_user_agent(c);
+	p[4] = id_str(c, lifetime_hours);
+	res = db_query(c->app->db, c->a, &e,
+	    "INSERT INTO sessions (user_id, device, ip, user_agent, expires_at) "
+	    "VALUES ($1, $2, $3, $4, now() + make_interval(hours => $5::int)) "
+	    "RETURNING id, extract(epoch FROM created_at)::bigint, "
+	    "extract(epoch FROM expires_at)::bigint, " DB_TS("expires_at"),
+	    5, p);
+	if (res == NULL)
+		return e;
+	claims.user_id = user_id;
+	claims.session_id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+	claims.tenant = c->tenant.id;
+	claims.iat = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+	claims.exp = strtoll(PQgetvalue(res, 0, 2), NULL, 10);
+	jwt = token_issue(c->a, c->app->cfg.jwt_secret, &claims);
+	if (jwt == NULL)
+		return fail(c, R_INTERNAL, NULL, "could not sign the token");
+	csrf = token_csrf(c->a, c->app->cfg.jwt_secret, c->tenant.id,
+	    claims.session_id);
+	json_object_object_add(answer, "token", json_str(jwt));
+	json_object_object_add(answer, "token_type", json_str("Bearer"));
+	json_object_object_add(answer, "expires_at",
+	    json_str(PQgetvalue(res, 0, 3)));
+	json_object_object_add(answer, "session_id", json_i64(claims.session_id));
+	json_object_object_add(answer, "csrf_token", json_str(csrf));
+	set_cookies(c, jwt, csrf, claims.exp - claims.iat);
+	return R_SUCCESS;
+}

@@ -1,0 +1,68 @@
+/* auth: who is making a request, and sessions.
+ *
+ * Credentials, in order: "Authorization: Bearer <JWT>", "Authorization:
+ * Bearer roost_<API token>", the roost_session cookie (state-changing
+ * requests by cookie also need X-CSRF-Token). A session is live when its
+ * row says so and its user is neither suspended nor deleted.
+ *
+ * Session state is cached in Redis for 30 s under roost:{t}:sess:<sid>.
+ * Anything that changes a session or its user marks the key stale ("x",
+ * 60 s) AFTER its transaction commits; a stale key sends every reader to
+ * PostgreSQL and forbids re-caching, so a reader racing the change cannot
+ * put the old state back. With Redis down, PostgreSQL decides.
+ */
+#ifndef ROOST_AUTH_H
+#define ROOST_AUTH_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <json-c/json.h>
+
+#include "error.h"
+
+struct req_ctx;
+
+typedef struct principal {
+	int64_t user_id;
+	int64_t session_id;	/* 0 when an API token was used */
+	int64_t token_id;	/* 0 when a session was used */
+	bool admin;
+	bool must_change_password;
+	bool via_cookie;
+} principal;
+
+#define SESSION_COOKIE "roost_session"
+#define CSRF_COOKIE "roost_csrf"
+
+/* Identifies the request's user into c->user. R_SUCCESS, R_UNAUTHORIZED,
+ * R_SESSION_DISPLACED, R_FORBIDDEN (CSRF), or R_UNAVAILABLE. */
+rerr auth_authenticate(struct req_ctx *c);
+
+/* Starts a session for user_id on device ("desktop"/"mobile"), displacing
+ * the user's live session of that class, lasting lifetime_hours. Adds
+ * token, token_type, expires_at, session_id and csrf_token to answer and
+ * sets the cookies. */
+rerr auth_start_session(struct req_ctx *c, int64_t user_id,
+    const char *device, int64_t lifetime_hours, json_object *answer);
+
+/* Sets cookies that clear the session and CSRF cookies. */
+void auth_clear_cookies(struct req_ctx *c);
+
+/* Marks one session's cache entry stale once the transaction commits. */
+void auth_forget_session(struct req_ctx *c, int64_t session_id);
+
+/* Marks every recent session of user_id stale once the transaction
+ * commits (role, suspension, password, deletion changes). */
+rerr auth_forget_user(struct req_ctx *c, int64_t user_id);
+
+/* Runs the stale-marks recorded by this request (the pipeline calls it
+ * after COMMIT). */
+void auth_after_commit(struct req_ctx *c);
+
+/* A client address and user agent safe to store: printable ASCII only,
+ * bounded. Arena memory. */
+const char *auth_client_ip(struct req_ctx *c);
+const char *auth_user_agent(struct req_ctx *c);
+
+#endif

@@ -1,0 +1,31 @@
+/* ratelimit: fixed-window counters in Redis, per tenant.
+ *
+ * A hit increments "roost:{tenant}:rl:<bucket>:<who>:<window>" and sets
+ * its expiry in one atomic step (a Lua script), so the window index in
+ * the key makes the reset time exact and counters clean themselves up.
+ */
+#ifndef ROOST_RATELIMIT_H
+#define ROOST_RATELIMIT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "arena.h"
+#include "error.h"
+#include "kv.h"
+
+typedef struct rl_result {
+	int64_t limit;
+	int64_t remaining;	/* never negative */
+	int64_t reset;		/* epoch seconds when the window ends */
+	bool limited;		/* this hit went over the limit */
+} rl_result;
+
+/* Counts one hit for (bucket, who) against limit per window_s seconds.
+ * who is hashed into the key, so any bytes are safe. R_SUCCESS with *out
+ * filled, or R_UNAVAILABLE when Redis cannot be reached: the caller decides
+ * whether that fails open or closed. */
+rerr ratelimit_hit(kv *k, arena *a, const char *tenant, const char *bucket,
+    const char *who, int64_t limit, int64_t window_s, rl_result *out);
+
+#endif

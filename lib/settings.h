@@ -1,0 +1,44 @@
+/* settings: per-tenant settings, stored in the tenant's settings table.
+ *
+ * Defaults live here; the table holds only what an admin changed. Read
+ * within the request's transaction, so a change is visible to every worker
+ * at once (no cross-process cache to go stale).
+ */
+#ifndef ROOST_SETTINGS_H
+#define ROOST_SETTINGS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <json-c/json.h>
+
+#include "arena.h"
+#include "db.h"
+#include "error.h"
+#include "json.h"
+
+typedef struct settings {
+	bool open_registration;
+	int64_t password_min_length;
+	int64_t session_lifetime_hours;
+	const char *app_name;
+	int64_t login_attempts_per_15min;
+	int64_t registrations_per_hour;
+	int64_t requests_per_minute;
+} settings;
+
+/* Loads defaults overlaid with the stored values (inside a transaction). */
+rerr settings_load(db *d, arena *a, settings *out);
+
+/* The settings as a JSON object (new reference). */
+json_object *settings_json(const settings *s);
+
+/* Validates a partial update (unknown keys, types, ranges) and stores it.
+ * R_VALIDATION with e filled on bad input; nothing is stored then. */
+rerr settings_update(db *d, arena *a, json_object *patch, json_err *e);
+
+/* The longest session lifetime that may be configured, in seconds: tokens
+ * claiming more are refused outright. */
+#define SETTINGS_MAX_LIFETIME_S (8760LL * 3600)
+
+#endif

@@ -1,0 +1,389 @@
+#!/usr/bin/python3
+"""HTTP client helpers for Roost's integration tests (stdlib only).
+
+    from harness import Stack
+    import api
+
+    stack = Stack(workers=2)
+    email, password = api.make_admin(stack)          # roostctl migrate + create-admin
+    admin = api.login(stack, email, password)         # the login answer (dict)
+    status, headers, body = api.request(stack, "GET", "/me", token=admin["token"])
+
+request(stack, method, path, json=None, token=None, cookies=None, headers=None,
+        raw_body=None, content_type="application/json", timeout=15)
+    -> (status, headers, parsed JSON or None)
+    `path` is under /api/v1 unless it starts with /api/. `json` is encoded
+    with json.dumps (None: no body); `raw_body` (bytes or str) is sent
+    exactly as given. `content_type=None`
+    sends no Content-Type header. `token` adds `Authorization: Bearer
+    <token>`. `cookies` is a dict sent as one Cookie header. `headers` is a
+    http.client.HTTPMessage: case-insensitive `headers["X-RateLimit-Limit"]`,
+    `headers.get_all("Set-Cookie")`. The body is parsed as JSON when it is
+    JSON; otherwise the third value is None and `last_raw_body()` has the
+    bytes.
+
+Browser(stack)
+    A cookie jar: .request(...) sends and stores cookies like a browser on
+    plain http (Max-Age=0 / past Expires delete). .cookies is the jar.
+
+parse_set_cookie(value) -> (name, value, {attribute-lower: value or True})
+set_cookies(headers) -> {name: (value, attrs)}
+
+err(body) -> the error object's code (asserts the error body's shape).
+expect_error(resp, status, code, field=...) asserts the status, the error
+    body and (when given) the field.
+"""
+import email.utils
+import http.client
+import itertools
+import json as _json
+import os
+import subprocess
+import time
+
+from harness import BUILD_DIR
+
+API_PREFIX = "/api/v1"
+ROOSTCTL = os.path.join(BUILD_DIR, "roostctl")
+_last_raw = [b""]
+_counter = itertools.count(1)
+
+
+def unique(prefix="u"):
+    """A short string unique within this test process."""
+    return f"{prefix}{os.getpid() % 10000}x{next(_counter)}"
+
+
+def _full_path(path):
+    if path.startswith("/api/"):
+        return path
+    if not path.startswith("/"):
+        path = "/" + path
+    return API_PREFIX + path
+
+
+def last_raw_body():
+    """The raw bytes of the last response body read by request()."""
+    return _last_raw[0]
+
+
+def request(stack, method, path, json=None, token=None, cookies=None, headers=None,
+            raw_body=None, content_type="application/json", timeout=15):
+    """One HTTP request on a fresh connection: (status, headers, json|None)."""
+    hdrs = {"Connection": "close", "User-Agent": "roost-tests/1"}
+    body = None
+    if raw_body is not None:
+        body = raw_body.encode("utf-8") if isinstance(raw_body, str) else raw_body
+    elif json is not None:
+        body = _json.dumps(json).encode("utf-8")
+    if body is not None and content_type is not None:
+        hdrs["Content-Type"] = content_type
+    if token is not None:
+        hdrs["Authorization"] = f"Bearer {token}"
+    if cookies:
+        hdrs["Cookie"] = "; ".join(f"{k}={v}" for k, v in cookies.items())
+    if headers:
+        for k, v in headers.items():
+            # a header given as None is removed (e.g. no User-Agent)
+            for existing in list(hdrs):
+                if existing.lower() == k.lower():
+                    del hdrs[existing]
+            if v is not None:
+                hdrs[k] = v
+    conn = http.client.HTTPConnection("127.0.0.1", stack.port, timeout=timeout)
+    try:
+        # skip_accept_encoding: keep the request minimal; Host is added.
+        conn.putrequest(method, _full_path(path), skip_accept_encoding=True)
+        for k, v in hdrs.items():
+            conn.putheader(k, v)
+        if body is not None:
+            conn.putheader("Content-Length", str(len(body)))
+        elif method in ("POST", "PUT", "PATCH"):
+            conn.putheader("Content-Length", "0")
+        conn.endheaders(body)
+        resp = conn.getresponse()
+        data = resp.read()
+        status, rh = resp.status, resp.msg
+    finally:
+        conn.close()
+    _last_raw[0] = data
+    parsed = None
+    if data:
+        try:
+            parsed = _json.loads(data)
+        except ValueError:
+            parsed = None
+    return status, rh, parsed
+
+
+def get(stack, path, token=None, **kw):
+    return request(stack, "GET", path, token=token, **kw)
+
+
+def post(stack, path, json=None, token=None, **kw):
+    return request(stack, "POST", path, json=json, token=token, **kw)
+
+
+def patch(stack, path, json=None, token=None, **kw):
+    return request(stack, "PATCH", path, json=json, token=token, **kw)
+
+
+def delete(stack, path, token=None, **kw):
+    return request(stack, "DELETE", path, token=token, **kw)
+
+
+# ---------------------------------------------------------------- errors
+
+def err(body):
+    """The error code of an error body, after checking its shape."""
+    assert isinstance(body, dict) and isinstance(body.get("error"), dict), \
+        f"not an error body: {body!r} (raw {last_raw_body()[:200]!r})"
+    e = body["error"]
+    assert isinstance(e.get("code"), str) and e["code"].isupper(), e
+    assert isinstance(e.get("message"), str) and e["message"], e
+    return e["code"]
+
+
+_ANY = object()
+
+
+def expect_error(resp, status, code=None, field=_ANY, what=""):
+    """Assert resp (status, headers, body) is the given error."""
+    st, _, body = resp
+    assert st == status, f"{what}: expected {status} {code or ''}, got {st} {body!r}"
+    c = err(body)
+    if code is not None:
+        if isinstance(code, (tuple, list, set)):
+            assert c in code, f"{what}: expected code in {code}, got {c} {body!r}"
+        else:
+            assert c == code, f"{what}: expected code {code}, got {c} {body!r}"
+    if field is not _ANY:
+        got = body["error"].get("field")
+        assert got == field, f"{what}: expected field {field!r}, got {got!r} in {body!r}"
+    return body["error"]
+
+
+# ---------------------------------------------------------------- cookies
+
+def parse_set_cookie(value):
+    """'a=b; Path=/; HttpOnly' -> ('a', 'b', {'path': '/', 'httponly': True})."""
+    parts = [p.strip() for p in value.split(";")]
+    name, _, val = parts[0].partition("=")
+    attrs = {}
+    for p in parts[1:]:
+        if not p:
+            continue
+        k, eq, v = p.partition("=")
+        attrs[k.strip().lower()] = v.strip() if eq else True
+    return name.strip(), val.strip(), attrs
+
+
+def set_cookies(headers):
+    """{name: (value, attrs)} from every Set-Cookie header of a response."""
+    out = {}
+    for v in headers.get_all("Set-Cookie") or []:
+        name, val, attrs = parse_set_cookie(v)
+        out[name] = (val, attrs)
+    return out
+
+
+def cookie_is_deletion(val, attrs):
+    """True when a Set-Cookie tells the browser to drop the cookie."""
+    ma = attrs.get("max-age")
+    if ma is not None and ma is not True:
+        try:
+            if int(ma) <= 0:
+                return True
+        except ValueError:
+            pass
+    exp = attrs.get("expires")
+    if isinstance(exp, str):
+        try:
+            when = email.utils.parsedate_to_datetime(exp).timestamp()
+            if when < time.time():
+                return True
+        except (TypeError, ValueError):
+            pass
+    return False
+
+
+class Browser:
+    """A minimal cookie jar over request(): one origin, plain http."""
+
+    def __init__(self, stack):
+        self.stack = stack
+        self.cookies = {}
+
+    def request(self, method, path, **kw):
+        cookies = dict(self.cookies)
+        cookies.update(kw.pop("cookies", None) or {})
+        st, h, body = request(self.stack, method, path, cookies=cookies or None, **kw)
+        for name, (val, attrs) in set_cookies(h).items():
+            if cookie_is_deletion(val, attrs) or val == "":
+                self.cookies.pop(name, None)
+            else:
+                self.cookies[name] = val
+        return st, h, body
+
+
+# ---------------------------------------------------------------- accounts
+
+ADMIN_PASSWORD = "admin password for tests 1"
+DEFAULT_PASSWORD = "member password 123"
+
+
+def ctl(stack, *args, env=None, stdin=b""):
+    e = stack.env()
+    e.pop("ROOST_ADMIN_PASSWORD", None)
+    e.update(env or {})
+    return subprocess.run([ROOSTCTL, *args], env=e, input=stdin, capture_output=True, timeout=60)
+
+
+_migrated = set()
+
+
+def migrate(stack):
+    if stack.dir in _migrated:
+        return
+    p = ctl(stack, "migrate")
+    assert p.returncode == 0, f"roostctl migrate failed: {p.stderr!r}"
+    _migrated.add(stack.dir)
+
+
+def make_admin(stack, email=None, password=ADMIN_PASSWORD, name="Admin"):
+    """Migrate (once) and create an admin with roostctl: (email, password)."""
+    migrate(stack)
+    email = email or f"{unique('admin')}@example.com"
+    p = ctl(stack, "create-admin", email, "--name", name,
+            env={"ROOST_ADMIN_PASSWORD": password})
+    assert p.returncode == 0, f"roostctl create-admin failed ({p.returncode}): {p.stderr!r}"
+    return email, password
+
+
+def login(stack, email, password, device="desktop", expect=200, headers=None):
+    """POST /auth/login; asserts the status; returns the answer (dict)."""
+    body = {"email": email, "password": password}
+    if device is not None:
+        body["device"] = device
+    st, h, doc = post(stack, "/auth/login", body, headers=headers)
+    assert st == expect, f"login {email} ({device}): expected {expect}, got {st} {doc!r}"
+    return doc
+
+
+def create_user(stack, admin_token, email=None, name=None, password=DEFAULT_PASSWORD,
+                role="member", must_change_password=False):
+    """POST /admin/users; returns (user dict, email, password)."""
+    email = email or f"{unique('user')}@example.com"
+    name = name or email.split("@")[0]
+    st, _, doc = post(stack, "/admin/users",
+                      {"email": email, "name": name, "password": password, "role": role,
+                       "must_change_password": must_change_password}, token=admin_token)
+    assert st == 201, f"POST /admin/users {email}: expected 201, got {st} {doc!r}"
+    return doc, email, password
+
+
+def set_settings(stack, admin_token, **values):
+    st, _, doc = patch(stack, "/admin/settings", values, token=admin_token)
+    assert st == 200, f"PATCH /admin/settings {values}: expected 200, got {st} {doc!r}"
+    return doc
+
+
+RELAXED = {"login_attempts_per_15min": 1000, "registrations_per_hour": 1000,
+           "requests_per_minute": 100000}
+
+
+def relax_limits(stack, admin_token):
+    """Raise the rate limits so tests not about them never hit them."""
+    return set_settings(stack, admin_token, **RELAXED)
+
+
+def me_status(stack, token):
+    """(status, error code or None) of GET /me with a bearer token."""
+    st, _, body = get(stack, "/me", token=token)
+    code = body["error"]["code"] if st >= 400 and isinstance(body, dict) and "error" in body else None
+    return st, code
+
+
+def sql(stack, query):
+    """Run SQL in the tenant schema; stdout (unaligned, tuples only)."""
+    schema = stack.env_vars.get("ROOST_SCHEMA", "roost")
+    return stack.psql(f"SET search_path TO {schema}; {query}")
+
+
+def psql_tables(stack):
+    """Tables of the tenant schema."""
+    schema = stack.env_vars.get("ROOST_SCHEMA", "roost")
+    out = stack.psql(f"SELECT tablename FROM pg_tables WHERE schemaname = {q(schema)} ORDER BY 1")
+    return [t for t in out.splitlines() if t]
+
+
+def token_table(stack):
+    """The table holding API tokens (the contract does not name it)."""
+    names = [t for t in psql_tables(stack) if "token" in t]
+    assert names, f"no API-token table in schema roost: {psql_tables(stack)}"
+    return names[0]
+
+
+def q(sql):
+    """Quote a string for SQL."""
+    return "'" + sql.replace("'", "''") + "'"
+
+
+# ---------------------------------------------------------------- roost.cgi
+
+ROOST_CGI = os.path.join(BUILD_DIR, "roost.cgi")
+
+
+def cgi_request(stack, method, path, json=None, token=None, remote_addr="127.0.0.1",
+                https=False, headers=None, raw_body=None, content_type="application/json"):
+    """Run one request through roost.cgi (the same server code as the
+    workers, same database and Redis) with a chosen REMOTE_ADDR and HTTPS,
+    which lighttpd over plain TCP cannot vary. (status, headers, json|None)."""
+    body = b""
+    if raw_body is not None:
+        body = raw_body.encode() if isinstance(raw_body, str) else raw_body
+    elif json is not None:
+        body = _json.dumps(json).encode()
+    uri = _full_path(path)
+    env = stack.env()
+    env.update({
+        "GATEWAY_INTERFACE": "CGI/1.1", "REQUEST_METHOD": method, "REQUEST_URI": uri,
+        "QUERY_STRING": uri.partition("?")[2], "SERVER_PROTOCOL": "HTTP/1.1",
+        "REMOTE_ADDR": remote_addr, "HTTP_HOST": "127.0.0.1",
+        "HTTP_USER_AGENT": "roost-tests-cgi/1", "REQUEST_SCHEME": "https" if https else "http",
+        "SERVER_PORT": "443" if https else "80",
+    })
+    if https:
+        env["HTTPS"] = "on"
+    else:
+        env.pop("HTTPS", None)
+    if body or method in ("POST", "PUT", "PATCH"):
+        env["CONTENT_LENGTH"] = str(len(body))
+        if content_type:
+            env["CONTENT_TYPE"] = content_type
+    if token is not None:
+        env["HTTP_AUTHORIZATION"] = f"Bearer {token}"
+    for k, v in (headers or {}).items():
+        env["HTTP_" + k.upper().replace("-", "_")] = v
+    p = subprocess.run([ROOST_CGI], env=env, input=body, capture_output=True, timeout=30)
+    assert p.returncode == 0, f"roost.cgi exited {p.returncode}: {p.stderr[-500:]!r}"
+    out = p.stdout
+    sep = b"\r\n\r\n" if b"\r\n\r\n" in out else b"\n\n"
+    head, _, data = out.partition(sep)
+    lines = head.replace(b"\r\n", b"\n").split(b"\n")
+    status = 200
+    msg = http.client.HTTPMessage()
+    for line in lines:
+        k, _, v = line.decode("latin-1").partition(":")
+        if k.lower() == "status":
+            status = int(v.split()[0])
+        elif k:
+            msg[k.strip()] = v.strip()
+    _last_raw[0] = data
+    parsed = None
+    if data:
+        try:
+            parsed = _json.loads(data)
+        except ValueError:
+            parsed = None
+    return status, msg, parsed
