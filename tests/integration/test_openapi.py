@@ -98,6 +98,72 @@ def errors_match_the_error_schema():
             validate(json.loads(e.read()), {"$ref": "#/components/schemas/Error"})
 
 
+def call(method, path, token=None, body=None):
+    req = urllib.request.Request(stack.url(path), method=method,
+                                 data=json.dumps(body).encode() if body is not None else None)
+    if body is not None:
+        req.add_header("Content-Type", "application/json")
+    if token:
+        req.add_header("Authorization", "Bearer " + token)
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            raw = r.read()
+            return r.status, json.loads(raw) if raw else None
+    except urllib.error.HTTPError as e:
+        raw = e.read()
+        return e.code, json.loads(raw) if raw else None
+
+
+def response_schema(method, path, status):
+    resp = SPEC["paths"][path][method.lower()]["responses"][str(status)]
+    if "content" not in resp:
+        return None
+    return resp["content"]["application/json"]["schema"]
+
+
+def check(method, path, template, token=None, body=None, want=200):
+    status, doc = call(method, path, token, body)
+    assert status == want, (method, path, status, doc)
+    schema = response_schema(method, template, status)
+    if schema is None:
+        assert doc is None, (path, doc)
+    else:
+        validate(doc, schema, f"{method} {path}")
+    return doc
+
+
+@test
+def account_responses_match_their_schemas():
+    env = stack.env()
+    env["ROOST_ADMIN_PASSWORD"] = "openapi admin password"
+    subprocess.run([os.path.join(BUILD, "roostctl"), "migrate"], env=env, check=True, capture_output=True)
+    subprocess.run([os.path.join(BUILD, "roostctl"), "create-admin", "spec@example.com"], env=env,
+                   check=True, capture_output=True)
+    login = check("POST", "/api/v1/auth/login", "/api/v1/auth/login",
+                  body={"email": "spec@example.com", "password": "openapi admin password"})
+    tok = login["token"]
+    check("GET", "/api/v1/me", "/api/v1/me", tok)
+    check("PATCH", "/api/v1/me", "/api/v1/me", tok, {"display_name": "Spec", "about": None})
+    check("GET", "/api/v1/me/sessions", "/api/v1/me/sessions", tok)
+    new = check("POST", "/api/v1/me/tokens", "/api/v1/me/tokens", tok, {"name": "ci"}, 201)
+    check("GET", "/api/v1/me/tokens", "/api/v1/me/tokens", tok)
+    user = check("POST", "/api/v1/admin/users", "/api/v1/admin/users", tok,
+                 {"email": "member@example.com", "name": "Member", "password": "member password 1"}, 201)
+    uid = user["id"]
+    check("GET", "/api/v1/users?limit=1", "/api/v1/users", tok)
+    check("GET", f"/api/v1/users/{uid}", "/api/v1/users/{id}", tok)
+    check("PATCH", f"/api/v1/admin/users/{uid}", "/api/v1/admin/users/{id}", tok, {"role": "admin"})
+    check("POST", f"/api/v1/admin/users/{uid}/reset-password", "/api/v1/admin/users/{id}/reset-password", tok)
+    check("GET", "/api/v1/admin/settings", "/api/v1/admin/settings", tok)
+    check("PATCH", "/api/v1/admin/settings", "/api/v1/admin/settings", tok, {"app_name": "Spec"})
+    check("DELETE", f"/api/v1/me/tokens/{new['id']}", "/api/v1/me/tokens/{id}", tok, want=204)
+    check("DELETE", f"/api/v1/admin/users/{uid}", "/api/v1/admin/users/{id}", tok, want=204)
+    check("POST", "/api/v1/auth/logout", "/api/v1/auth/logout", tok, want=204)
+    status, doc = call("GET", "/api/v1/me", tok)
+    assert status == 401
+    validate(doc, {"$ref": "#/components/schemas/Error"})
+
+
 @test
 def validator_catches_mismatches():
     # the checker itself must be able to fail
