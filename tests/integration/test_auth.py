@@ -157,7 +157,8 @@ def login_answer_token_and_cookies():
     # the JWT: HS256, the claims of the contract, signed with ROOST_JWT_SECRET
     hdr = jwt.get_unverified_header(doc["token"])
     assert hdr.get("alg") == "HS256" and hdr.get("typ") == "JWT", hdr
-    claims = jwt.decode(doc["token"], SECRET, algorithms=["HS256"], audience="roost", issuer="roost")
+    claims = jwt.decode(doc["token"], SECRET, algorithms=["HS256"], audience="roost", issuer="roost",
+                        leeway=60)
     assert claims["sub"] == str(u["id"]) and claims["sid"] == doc["session_id"], claims
     assert isinstance(claims["tid"], str) and claims["tid"], claims
     assert isinstance(claims["iat"], int) and isinstance(claims["exp"], int), claims
@@ -774,7 +775,7 @@ def settings_patch_ranges():
                            token=admin()), 400, "VALIDATION_ERROR", field="password_min_length")
         assert get(stack, "/admin/settings", token=admin())[2] == cur, "a refused PATCH stored a part"
         # session_lifetime_hours applies to the next login
-        st, _, s = patch(stack, "/admin/settings", {"session_lifetime_hours": 2}, token=admin())
+        api.set_settings(stack, admin(), session_lifetime_hours=2, password_min_length=12)
         _, e, p = api.create_user(stack, admin())
         doc = api.login(stack, e, p)
         claims = jwt.decode(doc["token"], options={"verify_signature": False})

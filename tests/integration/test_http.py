@@ -156,6 +156,37 @@ def many_headers_are_refused_cleanly():
 
 
 @test
+def hostile_json_bodies_are_4xx_json():
+    """Through lighttpd into a real JSON route (login): every malformed body
+    is refused before any handler logic, with the error body."""
+    j = {"Content-Type": "application/json"}
+    cases = [
+        (b'{"email": "a@b.co", "password": ', 400, "BAD_REQUEST", j),         # truncated
+        (b"{'email': 'a@b.co'}", 400, "BAD_REQUEST", j),                       # single quotes
+        (b'{"email": "a@b.co",}', 400, "BAD_REQUEST", j),                      # trailing comma
+        (b'{"email": "a@b.co"} garbage', 400, "BAD_REQUEST", j),               # trailing bytes
+        (b'{"n": NaN}', 400, "BAD_REQUEST", j),
+        (b"[" * 10000 + b"]" * 10000, 400, "BAD_REQUEST", j),                  # 10,000 deep
+        (b'{"a":' * 10000 + b"1" + b"}" * 10000, 400, "BAD_REQUEST", j),
+        (b'{"email": "\xff\xfe@b.co", "password": "x"}',
+         400, "BAD_REQUEST", j),                                               # invalid UTF-8
+        (b'{"email": "a@b.co", "password": "x", "email": "c@d.co"}', 400, "BAD_REQUEST", j),
+        (b'{"email": "a@b.co", "password": "0123456789abc"}', 415, "UNSUPPORTED_MEDIA_TYPE",
+         {"Content-Type": "text/plain"}),
+        (b'{"email": "a@b.co", "password": "0123456789abc"}', 415, "UNSUPPORTED_MEDIA_TYPE", {}),
+        (b"", 400, "BAD_REQUEST", j),
+        (b"[1, 2]", 400, "VALIDATION_ERROR", j),
+        (b'"just a string"', 400, "VALIDATION_ERROR", j),
+    ]
+    for body, want, code, hdrs in cases:
+        status, headers, resp = get("/api/v1/auth/login", method="POST", headers=hdrs, body=body)
+        assert status == want, (body[:40], status, resp[:200])
+        assert error_code(resp) == code, (body[:40], resp[:200])
+        assert headers["content-type"].startswith("application/json")
+    alive()
+
+
+@test
 def workers_survive_a_burst_of_garbage():
     pids_before = stack.fcgi_pids()
     for i in range(200):
