@@ -111,7 +111,7 @@ BAD_ABOUT = [("x" * 501, "501 characters")] + \
     [(f"ab{c}out", f"control {why}") for c, why in C0_C1 if why not in ("newline",)]
 BAD_URLS = [("javascript:alert(1)", "javascript:"), ("ftp://x.example/a.png", "ftp"),
             ("//x.example/a.png", "scheme-relative"), ("x.example/a.png", "no scheme"),
-            ("data:image/png;base64,AAAA", "data:"), ("https://x.example/" + "a" * 2030, "2049 bytes"),
+            ("data:image/png;base64,AAAA", "data:"), ("https://x.example/" + "a" * 2031, "2049 bytes"),
             ("https://x.example/a\u0000b", "NUL"), ("https://x.example/a\nb", "newline")]
 BAD_DEVICES = [("tablet", "unknown class"), ("", "empty"), ("desktop ", "trailing space")]
 BAD_ROLES = [("owner", "unknown role"), ("", "empty"), ("admin ", "trailing space")]

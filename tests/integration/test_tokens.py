@@ -144,7 +144,7 @@ def forged_valid_token_is_accepted():
     accepted(mint(claims(aud=["other", "roost"])), "aud as an array containing roost")
     accepted(mint(claims(nbf=int(time.time()) - 10)), "with a past nbf")
     now = int(time.time())
-    accepted(mint(claims(exp=now - 30)), "exp 30 s ago (within the 60 s skew)")
+    accepted(mint(claims(iat=now - 3600, exp=now - 30)), "exp 30 s ago (within the 60 s skew)")
     accepted(mint(claims(nbf=now + 30)), "nbf in 30 s (within the skew)")
     accepted(mint(claims(iat=now + 30)), "iat in 30 s (within the skew)")
     accepted(doc["token"], "lowercase scheme", scheme="bearer ")
