@@ -35,7 +35,8 @@ main(void)
 	log_init("roost.cgi", LOG_INFO);
 	if (getenv("GATEWAY_INTERFACE") == NULL &&
 	    getenv("REQUEST_METHOD") == NULL) {
-		fprintf(stderr, "roost.cgi: run me from a web server as a CGI "
+		fprintf(stderr,
+		    "roost.cgi: run me from a web server as a CGI "
 		    "program (REQUEST_METHOD is not set)\n");
 		return 64;
 	}
@@ -46,8 +47,9 @@ main(void)
 
 		log_error("cannot start: %s", err);
 		printf("Status: 500 Internal Server Error\r\n"
-		    "Content-Type: application/json; charset=utf-8\r\n"
-		    "Content-Length: %zu\r\n\r\n%s", sizeof(body) - 1, body);
+		       "Content-Type: application/json; charset=utf-8\r\n"
+		       "Content-Length: %zu\r\n\r\n%s",
+		    sizeof(body) - 1, body);
 		return 0;
 	}
 	http_response_init(&res, ap.arena);

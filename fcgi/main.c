@@ -51,7 +51,8 @@ usage(FILE *f)
 	    "usage: roost.fcgi [-c config] [-s host:port|/path.sock]\n"
 	    "  Without -s, serves the FastCGI listening socket on fd 0\n"
 	    "  (mod_fcgid, lighttpd bin-path, spawn-fcgi).\n"
-	    "  -s listens itself: a unix socket (mode 0660) or 127.0.0.1:port.\n");
+	    "  -s listens itself: a unix socket (mode 0660) or "
+	    "127.0.0.1:port.\n");
 }
 
 int
@@ -81,10 +82,12 @@ main(int argc, char **argv)
 	if (listen_on != NULL) {
 		/* Never expose the FastCGI port beyond the host (PITFALLS.md:
 		 * libfcgi's parameter parser has had overflows). */
-		if (listen_on[0] != '/' && strncmp(listen_on, "127.0.0.1:", 10) &&
+		if (listen_on[0] != '/' &&
+		    strncmp(listen_on, "127.0.0.1:", 10) &&
 		    strncmp(listen_on, "localhost:", 10) &&
 		    strncmp(listen_on, "[::1]:", 6)) {
-			fprintf(stderr, "roost.fcgi: -s must be a unix socket "
+			fprintf(stderr,
+			    "roost.fcgi: -s must be a unix socket "
 			    "path or a loopback host:port\n");
 			return 64;
 		}
@@ -102,7 +105,8 @@ main(int argc, char **argv)
 			return 69;
 		}
 	} else if (FCGX_IsCGI()) {
-		fprintf(stderr, "roost.fcgi: fd 0 is not a FastCGI socket; "
+		fprintf(stderr,
+		    "roost.fcgi: fd 0 is not a FastCGI socket; "
 		    "use -s to listen, or roost.cgi for plain CGI\n");
 		return 64;
 	}
@@ -114,7 +118,7 @@ main(int argc, char **argv)
 	sa.sa_handler = on_term;
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGUSR1, &sa, NULL);	/* Apache's graceful stop */
+	sigaction(SIGUSR1, &sa, NULL); /* Apache's graceful stop */
 	signal(SIGPIPE, SIG_IGN);
 	FCGX_InitRequest(&rq, sock, 0);
 	log_info("ready (pid %ld)", (long)getpid());
@@ -131,7 +135,8 @@ main(int argc, char **argv)
 		    (r = FCGX_GetStr(scratch, sizeof(scratch), rq.in)) > 0)
 			drained += (size_t)r;
 		if (http_response_write(&res, fcgx_write, rq.out) != 0)
-			log_warn("client went away before the response was sent");
+			log_warn(
+			    "client went away before the response was sent");
 		FCGX_Finish_r(&rq);
 		app_request_done(&ap, &res);
 	}

@@ -33,7 +33,7 @@ check(bool cond)
 static long
 ref_utf8_count(const uint8_t *s, size_t len)
 {
-	static const uint32_t min[] = {0, 0, 0x80, 0x800, 0x10000};
+	static const uint32_t min[] = { 0, 0, 0x80, 0x800, 0x10000 };
 	long count = 0;
 
 	for (size_t i = 0; i < len; count++) {
@@ -66,13 +66,13 @@ read_key(json_object *obj, const char *key)
 	json_object *v = NULL;
 	bool there = json_object_object_get_ex(obj, key, &v) && v != NULL;
 	json_type t = json_object_get_type(v);
-	json_err e = {NULL, NULL};
+	json_err e = { NULL, NULL };
 	const char *s = NULL;
 	size_t len = 0;
 	int64_t n = 0;
 	bool b = false, present = !there;
 	int idx = 0;
-	static const char *const choices[] = {"", "a", "admin", "user", NULL};
+	static const char *const choices[] = { "", "a", "admin", "user", NULL };
 	rerr r;
 
 	r = json_get_string(obj, key, false, 0, SIZE_MAX,
@@ -116,11 +116,11 @@ read_key(json_object *obj, const char *key)
 static void
 read_object(json_object *obj)
 {
-	static const char *const allowed[] = {"a", "id", "name", NULL};
-	static const char *const fixed[] = {
-	    "a", "id", "name", "role", "", NULL};
+	static const char *const allowed[] = { "a", "id", "name", NULL };
+	static const char *const fixed[] = { "a", "id", "name", "role", "",
+		NULL };
 	struct json_object_iterator it, end;
-	json_err e = {NULL, NULL};
+	json_err e = { NULL, NULL };
 	int count = 0;
 
 	for (int i = 0; fixed[i] != NULL; i++)
@@ -140,7 +140,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	const char *text = (const char *)data;
 	json_object *o = NULL, *again = NULL;
-	json_err e = {NULL, NULL};
+	json_err e = { NULL, NULL };
 	const char *out, *out2;
 	size_t len, len2;
 	long ref;
@@ -171,7 +171,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	        json_object_array_get_idx(o, 0), json_type_object))
 		read_object(json_object_array_get_idx(o, 0));
 	else {
-		json_err e2 = {NULL, NULL};
+		json_err e2 = { NULL, NULL };
 
 		check(json_require_object(o, &e2) == R_VALIDATION);
 	}

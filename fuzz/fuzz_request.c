@@ -32,7 +32,8 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	setenv("ROOST_REDIS_URL", "unix:///nonexistent/redis.sock", 1);
 	setenv("ROOST_BODY_LIMIT", "65536", 1);
 	setenv("ROOST_LOG_LEVEL", "error", 1);
-	setenv("ROOST_JWT_SECRET", "0123456789abcdef0123456789abcdef0123456789abcdef", 1);
+	setenv("ROOST_JWT_SECRET",
+	    "0123456789abcdef0123456789abcdef0123456789abcdef", 1);
 	log_init("fuzz_request", LOG_ERROR);
 	if (app_init(&ap, NULL, "fuzz", err, sizeof(err)) != 0)
 		abort();
@@ -106,9 +107,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		route_match m;
 
 		(void)json_parse_strict(ap.arena, body.p, body.len, &obj, &je);
-		(void)router_match(ap.routes, ap.n_routes, "GET", body.len ?
-		    arena_strndup(ap.arena, body.p, strnlen(body.p, body.len)) :
-		    "/", ap.arena, &m);
+		(void)router_match(ap.routes, ap.n_routes, "GET",
+		    body.len ? arena_strndup(
+		                   ap.arena, body.p, strnlen(body.p, body.len))
+		             : "/",
+		    ap.arena, &m);
 		arena_reset(ap.arena);
 	}
 	free(copy);

@@ -21,12 +21,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 static char *
 b64(const void *p, size_t n)
 {
-	size_t cap = sodium_base64_ENCODED_LEN(n,
-	    sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+	size_t cap = sodium_base64_ENCODED_LEN(
+	    n, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
 	char *out = arena_alloc(a, cap);
 
-	sodium_bin2base64(out, cap, p, n,
-	    sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+	sodium_bin2base64(
+	    out, cap, p, n, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
 	return out;
 }
 
@@ -61,7 +61,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			n -= hlen + 1;
 			rest = nul + 1;
 		}
-		signing = arena_printf(a, "%s.%s", b64(hdr, hlen), b64(rest, n));
+		signing =
+		    arena_printf(a, "%s.%s", b64(hdr, hlen), b64(rest, n));
 		crypto_auth_hmacsha256(mac, (const unsigned char *)signing,
 		    strlen(signing), (const unsigned char *)KEY);
 		tok = arena_printf(a, "%s.%s", signing, b64(mac, sizeof(mac)));

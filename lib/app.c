@@ -32,19 +32,23 @@ bootstrap_admin(app *ap)
 	if (db_ensure(ap->db) != R_SUCCESS ||
 	    db_begin(ap->db, ap->cfg.schema) != R_SUCCESS) {
 		log_warn("ROOST_ADMIN_EMAIL: the database is unreachable; "
-		    "the admin will be created at a later start");
+		         "the admin will be created at a later start");
 		return;
 	}
-	res = db_query(ap->db, ap->arena, &e, "SELECT 1 FROM users WHERE "
-	    "role = 'admin' AND deleted_at IS NULL LIMIT 1", 0, NULL);
+	res = db_query(ap->db, ap->arena, &e,
+	    "SELECT 1 FROM users WHERE "
+	    "role = 'admin' AND deleted_at IS NULL LIMIT 1",
+	    0, NULL);
 	if (res != NULL && PQntuples(res) == 0) {
 		e = users_create(ap->db, ap->arena, email, "Admin", pw,
 		    strlen(pw), 12, "admin", false, &id, &why);
 		if (e == R_SUCCESS && db_commit(ap->db) == R_SUCCESS)
-			log_info("created the first admin %s from ROOST_ADMIN_EMAIL",
+			log_info(
+			    "created the first admin %s from ROOST_ADMIN_EMAIL",
 			    email);
 		else if (e != R_CONFLICT)
-			log_error("ROOST_ADMIN_EMAIL: %s", why ? why : "failed");
+			log_error(
+			    "ROOST_ADMIN_EMAIL: %s", why ? why : "failed");
 	}
 	db_rollback(ap->db);
 	arena_reset(ap->arena);
@@ -67,7 +71,8 @@ app_init(app *ap, const char *config_file, const char *frontend, char *err,
 	/* Without a strong key every token would be forgeable (libjwt
 	 * verifies nothing with an empty key): refuse to serve at all. */
 	if (strcmp(frontend, "roostctl") != 0 && ap->cfg.jwt_secret == NULL) {
-		snprintf(err, errlen, "ROOST_JWT_SECRET is not set (64 random "
+		snprintf(err, errlen,
+		    "ROOST_JWT_SECRET is not set (64 random "
 		    "hex characters: openssl rand -hex 32)");
 		goto fail;
 	}
@@ -88,8 +93,8 @@ app_init(app *ap, const char *config_file, const char *frontend, char *err,
 	};
 	ap->db = db_new(ap->cfg.database_url, ap->cfg.connect_timeout_s,
 	    ap->cfg.statement_timeout_ms);
-	ap->kv = kv_new(ap->cfg.redis_url, ap->cfg.connect_timeout_s * 1000,
-	    err, errlen);
+	ap->kv = kv_new(
+	    ap->cfg.redis_url, ap->cfg.connect_timeout_s * 1000, err, errlen);
 	if (ap->kv == NULL)
 		goto fail;
 	ap->arena = arena_new();
@@ -98,10 +103,11 @@ app_init(app *ap, const char *config_file, const char *frontend, char *err,
 		char merr[512];
 
 		if (migrate_run(ap->db, ap->cfg.schema, ap->cfg.sql_dir, &rep,
-		    merr, sizeof(merr)) != R_SUCCESS)
+		        merr, sizeof(merr)) != R_SUCCESS)
 			log_error("migrations at start failed: %s", merr);
 		else if (rep.applied > 0)
-			log_info("applied %d migration(s) at start", rep.applied);
+			log_info(
+			    "applied %d migration(s) at start", rep.applied);
 	}
 	if (strcmp(frontend, "roostctl") != 0)
 		bootstrap_admin(ap);
@@ -127,15 +133,15 @@ app_free(app *ap)
 rerr
 reply_json(req_ctx *c, int status, json_object *obj)
 {
-	const char *s = json_object_to_json_string_ext(obj,
-	    JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+	const char *s = json_object_to_json_string_ext(
+	    obj, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
 
 	c->res->status = status;
 	buf_reset(&c->res->body);
 	buf_puts(&c->res->body, s);
 	json_object_put(obj);
-	http_set_header(c->res, c->a, "Content-Type",
-	    "application/json; charset=utf-8");
+	http_set_header(
+	    c->res, c->a, "Content-Type", "application/json; charset=utf-8");
 	return R_SUCCESS;
 }
 
@@ -255,8 +261,8 @@ pipeline(req_ctx *c, char *const *envp, http_read_fn read_fn, void *read_ctx)
 	const route *r;
 	rerr e;
 
-	e = http_request_from_env(c->req, c->a, envp, ap->cfg.base_path,
-	    &ap->limits, &why);
+	e = http_request_from_env(
+	    c->req, c->a, envp, ap->cfg.base_path, &ap->limits, &why);
 	log_set_request_id(c->req->request_id);
 	http_set_header(c->res, c->a, "X-Request-Id", c->req->request_id);
 	if (strcmp(c->req->method, "HEAD") == 0)
@@ -264,13 +270,11 @@ pipeline(req_ctx *c, char *const *envp, http_read_fn read_fn, void *read_ctx)
 	if (e != R_SUCCESS)
 		return fail(c, e, NULL, "%s", why);
 
-	e = router_match(ap->routes, ap->n_routes, c->req->method,
-	    c->req->path, c->a, &c->match);
+	e = router_match(ap->routes, ap->n_routes, c->req->method, c->req->path,
+	    c->a, &c->match);
 	switch (e) {
-	case R_SUCCESS:
-		break;
-	case R_NOT_FOUND:
-		return fail(c, e, NULL, "no such endpoint");
+	case R_SUCCESS: break;
+	case R_NOT_FOUND: return fail(c, e, NULL, "no such endpoint");
 	case R_METHOD_NOT_ALLOWED:
 		http_set_header(c->res, c->a, "Allow", c->match.allow);
 		return fail(c, e, NULL, "%s is not allowed here; allowed: %s",
@@ -278,8 +282,7 @@ pipeline(req_ctx *c, char *const *envp, http_read_fn read_fn, void *read_ctx)
 	case R_VALIDATION:
 		return fail(c, e, arena_strdup(c->a, c->match.bad_param),
 		    "must be a positive integer id");
-	default:
-		return e;
+	default: return e;
 	}
 	r = c->match.route;
 
@@ -289,20 +292,22 @@ pipeline(req_ctx *c, char *const *envp, http_read_fn read_fn, void *read_ctx)
 		return fail(c, e, NULL, "%s", why);
 	if (r->flags & ROUTE_JSON_BODY) {
 		const char *mt = http_media_type(c->req);
-		json_err je = {0};
+		json_err je = { 0 };
 
 		if (c->req->body_len == 0)
-			return fail(c, R_BAD_REQUEST, NULL,
-			    "a JSON body is required");
+			return fail(
+			    c, R_BAD_REQUEST, NULL, "a JSON body is required");
 		if (mt == NULL || strcmp(mt, "application/json") != 0)
 			return fail(c, R_UNSUPPORTED_MEDIA_TYPE, NULL,
 			    "the body must be sent as application/json");
-		e = json_parse_strict(c->a, c->req->body, c->req->body_len,
-		    &c->body, &je);
+		e = json_parse_strict(
+		    c->a, c->req->body, c->req->body_len, &c->body, &je);
 		if (e == R_SUCCESS)
 			e = json_require_object(c->body, &je);
 		if (e != R_SUCCESS)
-			return fail(c, e, je.field, "%s", je.message);
+			return fail(c, e, je.field, "%s%s%s",
+			    je.field ? je.field : "", je.field ? " " : "",
+			    je.message);
 	}
 	if ((e = tenant_resolve(&ap->cfg, c->req, &c->tenant)) != R_SUCCESS)
 		return fail(c, e, NULL, "unknown tenant");
@@ -346,9 +351,10 @@ app_handle(app *ap, char *const *envp, http_read_fn read_fn, void *read_ctx,
 				/* Nothing the handler promised (cookies, a
 				 * Location) may leave with the error. */
 				res->n_headers = 0;
-				http_set_header(res, c.a, "X-Request-Id",
-				    req.request_id);
-				fail(&c, e, NULL, "the change could not be saved");
+				http_set_header(
+				    res, c.a, "X-Request-Id", req.request_id);
+				fail(&c, e, NULL,
+				    "the change could not be saved");
 			}
 		}
 		db_rollback(ap->db);

@@ -33,10 +33,10 @@ typedef struct app {
 	const route *routes;
 	size_t n_routes;
 	http_limits limits;
-	arena *arena;		/* the per-request arena, reset after each */
-	const char *frontend;	/* "fcgi", "cgi", ... for logs and health */
+	arena *arena;         /* the per-request arena, reset after each */
+	const char *frontend; /* "fcgi", "cgi", ... for logs and health */
 	uint64_t served;
-	char dummy_hash[128];	/* verified against for unknown emails */
+	char dummy_hash[128]; /* verified against for unknown emails */
 } app;
 
 typedef struct req_ctx {
@@ -46,9 +46,9 @@ typedef struct req_ctx {
 	http_response *res;
 	route_match match;
 	tenant tenant;
-	json_object *body;	/* parsed for ROUTE_JSON_BODY routes */
-	principal user;		/* for AUTH_USER and AUTH_ADMIN routes */
-	settings *settings;	/* loaded on first use: req_settings() */
+	json_object *body;       /* parsed for ROUTE_JSON_BODY routes */
+	principal user;          /* for AUTH_USER and AUTH_ADMIN routes */
+	settings *settings;      /* loaded on first use: req_settings() */
 	int64_t *stale_sessions; /* cache entries to mark after COMMIT */
 	size_t n_stale, cap_stale;
 	/* error detail for the body of an error response */
@@ -58,8 +58,8 @@ typedef struct req_ctx {
 
 /* Loads config (file may be NULL), opens (lazily) DB and Redis, and checks
  * the route table. Returns 0, or -1 with a message in err. */
-int app_init(app *ap, const char *config_file, const char *frontend,
-    char *err, size_t errlen);
+int app_init(app *ap, const char *config_file, const char *frontend, char *err,
+    size_t errlen);
 void app_free(app *ap);
 
 /* Handles one request. res must be initialised (http_response_init on

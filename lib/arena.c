@@ -11,7 +11,7 @@
 
 typedef struct block {
 	struct block *next;
-	size_t size;	/* usable bytes after the header */
+	size_t size; /* usable bytes after the header */
 	size_t used;
 	max_align_t data[];
 } block;
@@ -23,7 +23,7 @@ typedef struct cleanup {
 } cleanup;
 
 struct arena {
-	block *head;	/* current block; the first block is the list's tail */
+	block *head; /* current block; the first block is the list's tail */
 	block *first;
 	cleanup *cleanups;
 };

@@ -19,8 +19,8 @@
 static const char *
 session_key(req_ctx *c, int64_t sid)
 {
-	return kv_key(c->a, c->tenant.id,
-	    arena_printf(c->a, "sess:%" PRId64, sid));
+	return kv_key(
+	    c->a, c->tenant.id, arena_printf(c->a, "sess:%" PRId64, sid));
 }
 
 static const char *
@@ -97,7 +97,7 @@ auth_forget_session(req_ctx *c, int64_t sid)
 rerr
 auth_forget_user(req_ctx *c, int64_t user_id)
 {
-	const char *p[1] = {id_str(c, user_id)};
+	const char *p[1] = { id_str(c, user_id) };
 	PGresult *res;
 	rerr e;
 
@@ -109,7 +109,8 @@ auth_forget_user(req_ctx *c, int64_t user_id)
 	if (res == NULL)
 		return e;
 	for (int i = 0; i < PQntuples(res); i++)
-		auth_forget_session(c, strtoll(PQgetvalue(res, i, 0), NULL, 10));
+		auth_forget_session(
+		    c, strtoll(PQgetvalue(res, i, 0), NULL, 10));
 	return R_SUCCESS;
 }
 
@@ -124,7 +125,7 @@ auth_after_commit(req_ctx *c)
 		    NULL);
 		if (e != R_SUCCESS)
 			log_warn("could not mark session %" PRId64 " stale in "
-			    "Redis; its cache entry expires within 30 s",
+			         "Redis; its cache entry expires within 30 s",
 			    c->stale_sessions[i]);
 	}
 	c->n_stale = 0;
@@ -136,7 +137,7 @@ static rerr
 session_state(req_ctx *c, int64_t sid, int64_t uid)
 {
 	const char *key = session_key(c, sid);
-	const char *p[1] = {id_str(c, sid)};
+	const char *p[1] = { id_str(c, sid) };
 	bool may_cache = true;
 	PGresult *res;
 	redisReply *r;
@@ -144,7 +145,7 @@ session_state(req_ctx *c, int64_t sid, int64_t uid)
 
 	r = kv_cmd(c->app->kv, c->a, &e, "GET", key, NULL);
 	if (r == NULL || e != R_SUCCESS) {
-		may_cache = false;	/* Redis down: PostgreSQL decides */
+		may_cache = false; /* Redis down: PostgreSQL decides */
 	} else if (r->type == REDIS_REPLY_STRING) {
 		long long cu;
 		int admin, must;
@@ -152,7 +153,8 @@ session_state(req_ctx *c, int64_t sid, int64_t uid)
 		if (strcmp(r->str, "x") == 0) {
 			may_cache = false;
 		} else if (sscanf(r->str, "%lld:%d:%d", &cu, &admin, &must) ==
-		    3 && cu == uid) {
+		        3 &&
+		    cu == uid) {
 			c->user.admin = admin == 1;
 			c->user.must_change_password = must == 1;
 			return R_SUCCESS;
@@ -169,7 +171,8 @@ session_state(req_ctx *c, int64_t sid, int64_t uid)
 		return e;
 	if (PQntuples(res) != 1 ||
 	    strtoll(PQgetvalue(res, 0, 0), NULL, 10) != uid)
-		return fail(c, R_UNAUTHORIZED, NULL, "this session does not exist");
+		return fail(
+		    c, R_UNAUTHORIZED, NULL, "this session does not exist");
 	if (PQgetvalue(res, 0, 1)[0] != 't') {
 		if (strcmp(PQgetvalue(res, 0, 2), "displaced") == 0)
 			return fail(c, R_SESSION_DISPLACED, NULL, NULL);
@@ -182,12 +185,13 @@ session_state(req_ctx *c, int64_t sid, int64_t uid)
 	c->user.must_change_password = PQgetvalue(res, 0, 6)[0] == 't';
 	if (PQgetvalue(res, 0, 7)[0] == 't' &&
 	    db_query(c->app->db, c->a, &e,
-	    "UPDATE sessions SET last_used_at = now() WHERE id = $1", 1, p) ==
-	    NULL)
+	        "UPDATE sessions SET last_used_at = now() WHERE id = $1", 1,
+	        p) == NULL)
 		return e;
 	if (may_cache) {
 		const char *val = arena_printf(c->a, "%" PRId64 ":%d:%d", uid,
-		    c->user.admin ? 1 : 0, c->user.must_change_password ? 1 : 0);
+		    c->user.admin ? 1 : 0,
+		    c->user.must_change_password ? 1 : 0);
 
 		/* NX: never overwrite a stale mark set meanwhile. */
 		(void)kv_cmd(c->app->kv, c->a, &e, "SET", key, val, "EX",
@@ -200,7 +204,7 @@ static rerr
 api_token_state(req_ctx *c, const char *tok)
 {
 	char hash[65];
-	const char *p[1] = {hash};
+	const char *p[1] = { hash };
 	PGresult *res;
 	rerr e;
 
@@ -210,9 +214,11 @@ api_token_state(req_ctx *c, const char *tok)
 	res = db_query(c->app->db, c->a, &e,
 	    "SELECT t.id, t.user_id, u.role = 'admin', u.suspended, "
 	    "u.deleted_at IS NOT NULL, u.must_change_password, "
-	    "t.last_used_at IS NULL OR t.last_used_at < now() - interval '60 seconds' "
+	    "t.last_used_at IS NULL OR t.last_used_at < now() - interval '60 "
+	    "seconds' "
 	    "FROM api_tokens t JOIN users u ON u.id = t.user_id "
-	    "WHERE t.token_hash = $1 AND t.revoked_at IS NULL", 1, p);
+	    "WHERE t.token_hash = $1 AND t.revoked_at IS NULL",
+	    1, p);
 	if (res == NULL)
 		return e;
 	if (PQntuples(res) != 1)
@@ -226,8 +232,10 @@ api_token_state(req_ctx *c, const char *tok)
 	c->user.must_change_password = PQgetvalue(res, 0, 5)[0] == 't';
 	if (PQgetvalue(res, 0, 6)[0] == 't') {
 		p[0] = id_str(c, c->user.token_id);
-		if (db_query(c->app->db, c->a, &e, "UPDATE api_tokens SET "
-		    "last_used_at = now() WHERE id = $1", 1, p) == NULL)
+		if (db_query(c->app->db, c->a, &e,
+		        "UPDATE api_tokens SET "
+		        "last_used_at = now() WHERE id = $1",
+		        1, p) == NULL)
 			return e;
 	}
 	return R_SUCCESS;
@@ -258,8 +266,10 @@ auth_authenticate(req_ctx *c)
 		while (*tok == ' ')
 			tok++;
 		if (*tok == '\0')
-			return fail(c, R_UNAUTHORIZED, NULL, "empty bearer token");
-		if (strncmp(tok, API_TOKEN_PREFIX, strlen(API_TOKEN_PREFIX)) == 0)
+			return fail(
+			    c, R_UNAUTHORIZED, NULL, "empty bearer token");
+		if (strncmp(tok, API_TOKEN_PREFIX, strlen(API_TOKEN_PREFIX)) ==
+		    0)
 			return api_token_state(c, tok);
 	} else if ((tok = cookie(c, SESSION_COOKIE)) != NULL && *tok) {
 		c->user.via_cookie = true;
@@ -270,12 +280,14 @@ auth_authenticate(req_ctx *c)
 	    SETTINGS_MAX_LIFETIME_S, &claims, &why);
 	if (e != R_SUCCESS) {
 		log_info("token refused: %s", why);
-		return fail(c, R_UNAUTHORIZED, NULL, "invalid or expired token");
+		return fail(
+		    c, R_UNAUTHORIZED, NULL, "invalid or expired token");
 	}
 	if (strcmp(claims.tenant, c->tenant.id) != 0) {
 		log_info("token refused: tenant %s on %s", claims.tenant,
 		    c->tenant.id);
-		return fail(c, R_UNAUTHORIZED, NULL, "invalid or expired token");
+		return fail(
+		    c, R_UNAUTHORIZED, NULL, "invalid or expired token");
 	}
 	c->user.user_id = claims.user_id;
 	c->user.session_id = claims.session_id;
@@ -289,7 +301,8 @@ auth_authenticate(req_ctx *c)
 
 		if (sent == NULL || !token_equal(sent, want))
 			return fail(c, R_FORBIDDEN, NULL,
-			    "missing or invalid X-CSRF-Token for a cookie-authenticated request");
+			    "missing or invalid X-CSRF-Token for a "
+			    "cookie-authenticated request");
 	}
 	return R_SUCCESS;
 }
@@ -297,15 +310,18 @@ auth_authenticate(req_ctx *c)
 static void
 set_cookies(req_ctx *c, const char *jwt, const char *csrf, int64_t max_age)
 {
-	const char *path = c->app->cfg.base_path[0] ? c->app->cfg.base_path : "/";
+	const char *path =
+	    c->app->cfg.base_path[0] ? c->app->cfg.base_path : "/";
 	const char *secure = c->req->https ? "; Secure" : "";
 
-	http_set_header(c->res, c->a, "Set-Cookie", arena_printf(c->a,
-	    "%s=%s; Path=%s; Max-Age=%" PRId64 "; HttpOnly; SameSite=Lax%s",
-	    SESSION_COOKIE, jwt, path, max_age, secure));
-	http_set_header(c->res, c->a, "Set-Cookie", arena_printf(c->a,
-	    "%s=%s; Path=%s; Max-Age=%" PRId64 "; SameSite=Lax%s",
-	    CSRF_COOKIE, csrf, path, max_age, secure));
+	http_set_header(c->res, c->a, "Set-Cookie",
+	    arena_printf(c->a,
+	        "%s=%s; Path=%s; Max-Age=%" PRId64 "; HttpOnly; SameSite=Lax%s",
+	        SESSION_COOKIE, jwt, path, max_age, secure));
+	http_set_header(c->res, c->a, "Set-Cookie",
+	    arena_printf(c->a,
+	        "%s=%s; Path=%s; Max-Age=%" PRId64 "; SameSite=Lax%s",
+	        CSRF_COOKIE, csrf, path, max_age, secure));
 }
 
 void
@@ -327,18 +343,22 @@ auth_start_session(req_ctx *c, int64_t user_id, const char *device,
 	p[0] = id_str(c, user_id);
 	p[1] = device;
 	res = db_query(c->app->db, c->a, &e,
-	    "UPDATE sessions SET revoked_at = now(), revoked_reason = 'displaced' "
+	    "UPDATE sessions SET revoked_at = now(), revoked_reason = "
+	    "'displaced' "
 	    "WHERE user_id = $1 AND device = $2 AND revoked_at IS NULL "
-	    "RETURNING id", 2, p);
+	    "RETURNING id",
+	    2, p);
 	if (res == NULL)
 		return e;
 	for (int i = 0; i < PQntuples(res); i++)
-		auth_forget_session(c, strtoll(PQgetvalue(res, i, 0), NULL, 10));
+		auth_forget_session(
+		    c, strtoll(PQgetvalue(res, i, 0), NULL, 10));
 	p[2] = auth_client_ip(c);
 	p[3] = auth_user_agent(c);
 	p[4] = id_str(c, lifetime_hours);
 	res = db_query(c->app->db, c->a, &e,
-	    "INSERT INTO sessions (user_id, device, ip, user_agent, expires_at) "
+	    "INSERT INTO sessions (user_id, device, ip, user_agent, "
+	    "expires_at) "
 	    "VALUES ($1, $2, $3, $4, now() + make_interval(hours => $5::int)) "
 	    "RETURNING id, extract(epoch FROM created_at)::bigint, "
 	    "extract(epoch FROM expires_at)::bigint, " DB_TS("expires_at"),
@@ -353,13 +373,14 @@ auth_start_session(req_ctx *c, int64_t user_id, const char *device,
 	jwt = token_issue(c->a, c->app->cfg.jwt_secret, &claims);
 	if (jwt == NULL)
 		return fail(c, R_INTERNAL, NULL, "could not sign the token");
-	csrf = token_csrf(c->a, c->app->cfg.jwt_secret, c->tenant.id,
-	    claims.session_id);
+	csrf = token_csrf(
+	    c->a, c->app->cfg.jwt_secret, c->tenant.id, claims.session_id);
 	json_object_object_add(answer, "token", json_str(jwt));
 	json_object_object_add(answer, "token_type", json_str("Bearer"));
-	json_object_object_add(answer, "expires_at",
-	    json_str(PQgetvalue(res, 0, 3)));
-	json_object_object_add(answer, "session_id", json_i64(claims.session_id));
+	json_object_object_add(
+	    answer, "expires_at", json_str(PQgetvalue(res, 0, 3)));
+	json_object_object_add(
+	    answer, "session_id", json_i64(claims.session_id));
 	json_object_object_add(answer, "csrf_token", json_str(csrf));
 	set_cookies(c, jwt, csrf, claims.exp - claims.iat);
 	return R_SUCCESS;

@@ -25,8 +25,8 @@ struct req_ctx;
 
 typedef struct principal {
 	int64_t user_id;
-	int64_t session_id;	/* 0 when an API token was used */
-	int64_t token_id;	/* 0 when a session was used */
+	int64_t session_id; /* 0 when an API token was used */
+	int64_t token_id;   /* 0 when a session was used */
 	bool admin;
 	bool must_change_password;
 	bool via_cookie;
@@ -43,8 +43,8 @@ rerr auth_authenticate(struct req_ctx *c);
  * the user's live session of that class, lasting lifetime_hours. Adds
  * token, token_type, expires_at, session_id and csrf_token to answer and
  * sets the cookies. */
-rerr auth_start_session(struct req_ctx *c, int64_t user_id,
-    const char *device, int64_t lifetime_hours, json_object *answer);
+rerr auth_start_session(struct req_ctx *c, int64_t user_id, const char *device,
+    int64_t lifetime_hours, json_object *answer);
 
 /* Sets cookies that clear the session and CSRF cookies. */
 void auth_clear_cookies(struct req_ctx *c);

@@ -22,11 +22,17 @@ typedef struct key {
 	const char *name;
 	key_type type;
 	size_t offset;
-	long long min, max;	/* for numbers */
+	long long min, max; /* for numbers */
 } key;
 
-#define STR(n, f) {n, K_STR, offsetof(roost_config, f), 0, 0}
-#define NUM(n, t, f, lo, hi) {n, t, offsetof(roost_config, f), lo, hi}
+#define STR(n, f)                                                              \
+	{                                                                      \
+		n, K_STR, offsetof(roost_config, f), 0, 0                      \
+	}
+#define NUM(n, t, f, lo, hi)                                                   \
+	{                                                                      \
+		n, t, offsetof(roost_config, f), lo, hi                        \
+	}
 
 static const key keys[] = {
 	STR("ROOST_DATABASE_URL", database_url),
@@ -44,8 +50,7 @@ static const key keys[] = {
 	NUM("ROOST_MIGRATE_ON_START", K_BOOL, migrate_on_start, 0, 1),
 };
 
-static void
-seterr(char *err, size_t errlen, const char *fmt, ...)
+static void seterr(char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 static void
@@ -87,11 +92,13 @@ set_value(roost_config *c, const key *k, const char *val, const char *where,
 	case K_SIZE:
 	case K_INT:
 	case K_BOOL:
-		if (k->type == K_BOOL && (strcmp(val, "true") == 0 ||
-		    strcmp(val, "yes") == 0 || strcmp(val, "on") == 0))
+		if (k->type == K_BOOL &&
+		    (strcmp(val, "true") == 0 || strcmp(val, "yes") == 0 ||
+		        strcmp(val, "on") == 0))
 			val = "1";
-		else if (k->type == K_BOOL && (strcmp(val, "false") == 0 ||
-		    strcmp(val, "no") == 0 || strcmp(val, "off") == 0))
+		else if (k->type == K_BOOL &&
+		    (strcmp(val, "false") == 0 || strcmp(val, "no") == 0 ||
+		        strcmp(val, "off") == 0))
 			val = "0";
 		errno = 0;
 		n = strtoll(val, &end, 10);
@@ -144,7 +151,8 @@ load_file(roost_config *c, const char *path, char *err, size_t errlen)
 
 	f = fopen(path, "r");
 	if (f == NULL) {
-		seterr(err, errlen, "config file %s: %s", path, strerror(errno));
+		seterr(
+		    err, errlen, "config file %s: %s", path, strerror(errno));
 		return -1;
 	}
 	while (fgets(line, sizeof(line), f) != NULL) {
@@ -153,8 +161,8 @@ load_file(roost_config *c, const char *path, char *err, size_t errlen)
 
 		lineno++;
 		if (strchr(line, '\n') == NULL && !feof(f)) {
-			seterr(err, errlen, "%s:%d: line too long", path,
-			    lineno);
+			seterr(
+			    err, errlen, "%s:%d: line too long", path, lineno);
 			rc = -1;
 			break;
 		}
@@ -163,8 +171,8 @@ load_file(roost_config *c, const char *path, char *err, size_t errlen)
 			continue;
 		eq = strchr(name, '=');
 		if (eq == NULL) {
-			seterr(err, errlen, "%s:%d: expected KEY = value",
-			    path, lineno);
+			seterr(err, errlen, "%s:%d: expected KEY = value", path,
+			    lineno);
 			rc = -1;
 			break;
 		}
@@ -217,17 +225,20 @@ validate(roost_config *c, char *err, size_t errlen)
 	/* A short HMAC key makes every token forgeable (PITFALLS.md). */
 	if (c->jwt_secret != NULL && strlen(c->jwt_secret) < 32) {
 		seterr(err, errlen,
-		    "ROOST_JWT_SECRET must be at least 32 bytes (use 64 random hex characters)");
+		    "ROOST_JWT_SECRET must be at least 32 bytes (use 64 random "
+		    "hex characters)");
 		return -1;
 	}
 	if (!tenant_schema_valid(c->schema)) {
 		seterr(err, errlen,
-		    "ROOST_SCHEMA must match [a-z_][a-z0-9_]* (at most 63 characters) and not be a system schema");
+		    "ROOST_SCHEMA must match [a-z_][a-z0-9_]* (at most 63 "
+		    "characters) and not be a system schema");
 		return -1;
 	}
 	if (strcmp(c->tenant_mode, "single") != 0) {
 		seterr(err, errlen,
-		    "ROOST_TENANT_MODE: only \"single\" is supported by this version");
+		    "ROOST_TENANT_MODE: only \"single\" is supported by this "
+		    "version");
 		return -1;
 	}
 	if (log_level_parse(c->log_level) < 0) {
@@ -236,8 +247,9 @@ validate(roost_config *c, char *err, size_t errlen)
 		return -1;
 	}
 	/* The base path is compared with the decoded request path. */
-	if (c->base_path[0] != '\0' && (c->base_path[0] != '/' ||
-	    c->base_path[strlen(c->base_path) - 1] == '/')) {
+	if (c->base_path[0] != '\0' &&
+	    (c->base_path[0] != '/' ||
+	        c->base_path[strlen(c->base_path) - 1] == '/')) {
 		seterr(err, errlen,
 		    "ROOST_BASE_PATH must start with '/' and not end with one");
 		return -1;
@@ -268,8 +280,8 @@ config_load(roost_config *c, const char *file, char *err, size_t errlen)
 	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
 		const char *v = getenv(keys[i].name);
 
-		if (v != NULL && set_value(c, &keys[i], v, "environment", err,
-		    errlen) != 0)
+		if (v != NULL &&
+		    set_value(c, &keys[i], v, "environment", err, errlen) != 0)
 			goto fail;
 	}
 	if (validate(c, err, errlen) != 0)
@@ -285,7 +297,8 @@ config_free(roost_config *c)
 {
 	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
 		if (keys[i].type == K_STR) {
-			char **s = (char **)(void *)((char *)c + keys[i].offset);
+			char **s =
+			    (char **)(void *)((char *)c + keys[i].offset);
 
 			free(*s);
 			*s = NULL;

@@ -14,20 +14,21 @@
 #include <stddef.h>
 
 typedef struct roost_config {
-	char *database_url;	/* ROOST_DATABASE_URL: libpq conninfo or URI */
-	char *redis_url;	/* ROOST_REDIS_URL: redis://[:pw@]host:port[/db]
-				 * or unix:///path/to/redis.sock[?db=N] */
-	char *jwt_secret;	/* ROOST_JWT_SECRET: >= 32 bytes when set */
-	char *schema;		/* ROOST_SCHEMA: tenant schema (single mode) */
-	char *tenant_mode;	/* ROOST_TENANT_MODE: "single" */
-	char *sql_dir;		/* ROOST_SQL_DIR: migrations folder */
-	char *base_path;	/* ROOST_BASE_PATH: URL prefix to strip, "" */
-	char *log_level;	/* ROOST_LOG_LEVEL: debug|info|warn|error */
-	size_t body_limit;	/* ROOST_BODY_LIMIT: bytes, default 1 MiB */
-	int statement_timeout_ms; /* ROOST_STATEMENT_TIMEOUT_MS: default 15000 */
-	int connect_timeout_s;	/* ROOST_CONNECT_TIMEOUT: default 3 */
-	bool migrate_on_start;	/* ROOST_MIGRATE_ON_START: 0/1 */
-	char *source;		/* the file read, or NULL */
+	char *database_url; /* ROOST_DATABASE_URL: libpq conninfo or URI */
+	char *redis_url;    /* ROOST_REDIS_URL: redis://[:pw@]host:port[/db]
+	                     * or unix:///path/to/redis.sock[?db=N] */
+	char *jwt_secret;   /* ROOST_JWT_SECRET: >= 32 bytes when set */
+	char *schema;       /* ROOST_SCHEMA: tenant schema (single mode) */
+	char *tenant_mode;  /* ROOST_TENANT_MODE: "single" */
+	char *sql_dir;      /* ROOST_SQL_DIR: migrations folder */
+	char *base_path;    /* ROOST_BASE_PATH: URL prefix to strip, "" */
+	char *log_level;    /* ROOST_LOG_LEVEL: debug|info|warn|error */
+	size_t body_limit;  /* ROOST_BODY_LIMIT: bytes, default 1 MiB */
+	int statement_timeout_ms; /* ROOST_STATEMENT_TIMEOUT_MS: default 15000
+	                           */
+	int connect_timeout_s;    /* ROOST_CONNECT_TIMEOUT: default 3 */
+	bool migrate_on_start;    /* ROOST_MIGRATE_ON_START: 0/1 */
+	char *source;             /* the file read, or NULL */
 } roost_config;
 
 /* Loads defaults, then file (may be NULL: then ROOST_CONFIG if set), then

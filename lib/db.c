@@ -53,9 +53,9 @@ connect_now(db *d)
 	char timeout[16];
 	/* Keywords override what the conninfo says only where safety needs
 	 * it: a bounded connect, TCP keepalives, and our application name. */
-	const char *keys[] = {"dbname", "connect_timeout", "keepalives",
-	    "keepalives_idle", "application_name", NULL};
-	const char *vals[] = {d->conninfo, timeout, "1", "30", "roost", NULL};
+	const char *keys[] = { "dbname", "connect_timeout", "keepalives",
+		"keepalives_idle", "application_name", NULL };
+	const char *vals[] = { d->conninfo, timeout, "1", "30", "roost", NULL };
 
 	snprintf(timeout, sizeof(timeout), "%d", d->connect_timeout_s);
 	if (d->conn)
@@ -84,14 +84,13 @@ db_ensure(db *d)
 	if (d->conn == NULL || PQstatus(d->conn) != CONNECTION_OK)
 		return connect_now(d);
 	switch (PQtransactionStatus(d->conn)) {
-	case PQTRANS_IDLE:
-		return R_SUCCESS;
+	case PQTRANS_IDLE: return R_SUCCESS;
 	case PQTRANS_INTRANS:
 	case PQTRANS_INERROR:
 		log_warn("rolling back a transaction left open");
 		db_rollback(d);
-		return PQstatus(d->conn) == CONNECTION_OK ? R_SUCCESS :
-		    connect_now(d);
+		return PQstatus(d->conn) == CONNECTION_OK ? R_SUCCESS
+		                                          : connect_now(d);
 	default:
 		/* ACTIVE or UNKNOWN: the connection is unusable. */
 		return connect_now(d);
@@ -170,8 +169,8 @@ simple(db *d, const char *sql)
 		return R_UNAVAILABLE;
 	res = PQexec(d->conn, sql);
 	if (res == NULL || PQresultStatus(res) != PGRES_COMMAND_OK) {
-		e = PQstatus(d->conn) == CONNECTION_OK ? R_INTERNAL :
-		    R_UNAVAILABLE;
+		e = PQstatus(d->conn) == CONNECTION_OK ? R_INTERNAL
+		                                       : R_UNAVAILABLE;
 		if (e == R_INTERNAL)
 			log_error("%s failed: %.*s", sql,
 			    (int)strcspn(PQerrorMessage(d->conn), "\n"),
@@ -198,7 +197,7 @@ rerr
 db_begin(db *d, const char *schema)
 {
 	char timeout[24];
-	const char *params[2] = {schema, timeout};
+	const char *params[2] = { schema, timeout };
 	PGresult *res;
 	rerr e;
 
@@ -215,8 +214,8 @@ db_begin(db *d, const char *schema)
 	    "set_config('statement_timeout', $2, true)",
 	    2, NULL, params, NULL, NULL, 0);
 	if (res == NULL || PQresultStatus(res) != PGRES_TUPLES_OK) {
-		e = PQstatus(d->conn) == CONNECTION_OK ? R_INTERNAL :
-		    R_UNAVAILABLE;
+		e = PQstatus(d->conn) == CONNECTION_OK ? R_INTERNAL
+		                                       : R_UNAVAILABLE;
 		PQclear(res);
 		db_rollback(d);
 		return e;
@@ -259,6 +258,5 @@ db_conn(db *d)
 bool
 db_in_tx(const db *d)
 {
-	return d->conn != NULL &&
-	    PQtransactionStatus(d->conn) != PQTRANS_IDLE;
+	return d->conn != NULL && PQtransactionStatus(d->conn) != PQTRANS_IDLE;
 }

@@ -26,15 +26,15 @@ typedef struct db db;
 
 /* SQL for a timestamptz column as RFC 3339 UTC with milliseconds, the
  * API's one time format: DB_TS("created_at"). */
-#define DB_TS(col)                                                          \
-	"to_char(" col " AT TIME ZONE 'UTC', "                             \
+#define DB_TS(col)                                                             \
+	"to_char(" col " AT TIME ZONE 'UTC', "                                 \
 	"'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
 
 /* A handle for conninfo (copied). connect_timeout_s and
  * statement_timeout_ms are applied to every connection/transaction. Does not
  * connect: db_ensure() does. Never NULL. The caller owns it: db_free(). */
-db *db_new(const char *conninfo, int connect_timeout_s,
-    int statement_timeout_ms);
+db *db_new(
+    const char *conninfo, int connect_timeout_s, int statement_timeout_ms);
 void db_free(db *d);
 
 /* Makes the connection usable: connects or resets it when it is down, rolls

@@ -17,7 +17,8 @@ static bool
 is_tchar(int c)
 {
 	/* RFC 9110 token characters. */
-	return isalnum(c) || (c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL);
+	return isalnum(c) ||
+	    (c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL);
 }
 
 static int
@@ -33,8 +34,7 @@ hexval(int c)
 }
 
 char *
-http_pct_decode(arena *a, const char *src, size_t n, bool plus,
-    size_t *out_len)
+http_pct_decode(arena *a, const char *src, size_t n, bool plus, size_t *out_len)
 {
 	char *out = arena_alloc(a, n + 1);
 	size_t j = 0;
@@ -152,16 +152,17 @@ parse_query(http_request *req, const http_limits *lim, const char **why)
 
 		if (n > 0) {
 			k = http_pct_decode(req->arena, q, kn, true, &klen);
-			v = eq ? http_pct_decode(req->arena, eq + 1,
-			    n - kn - 1, true, &vlen) :
-			    http_pct_decode(req->arena, "", 0, true, &vlen);
+			v = eq
+			    ? http_pct_decode(
+			          req->arena, eq + 1, n - kn - 1, true, &vlen)
+			    : http_pct_decode(req->arena, "", 0, true, &vlen);
 			if (k == NULL || v == NULL) {
-				*why = "malformed percent-encoding in the query";
+				*why =
+				    "malformed percent-encoding in the query";
 				return R_BAD_REQUEST;
 			}
 			if (!json_utf8_valid(k, klen) ||
-			    !json_utf8_valid(v, vlen) ||
-			    strlen(k) != klen) {
+			    !json_utf8_valid(v, vlen) || strlen(k) != klen) {
 				*why = "the query string is not valid UTF-8";
 				return R_BAD_REQUEST;
 			}
@@ -193,8 +194,8 @@ parse_headers(http_request *req, char *const *envp, const http_limits *lim,
 		*why = "too many or too large request headers";
 		return R_HEADERS_TOO_LARGE;
 	}
-	req->headers = arena_calloc(req->arena, count ? count : 1,
-	    sizeof(http_pair));
+	req->headers =
+	    arena_calloc(req->arena, count ? count : 1, sizeof(http_pair));
 	for (char *const *e = envp; *e != NULL; e++) {
 		const char *eq;
 		char *name;
@@ -316,8 +317,8 @@ http_request_from_env(http_request *req, arena *a, char *const *envp,
 }
 
 rerr
-http_read_body(http_request *req, http_read_fn read_fn, void *ctx,
-    const char **why)
+http_read_body(
+    http_request *req, http_read_fn read_fn, void *ctx, const char **why)
 {
 	size_t want = req->content_length, got = 0;
 	char *p;
@@ -329,7 +330,8 @@ http_read_body(http_request *req, http_read_fn read_fn, void *ctx,
 		ssize_t r = read_fn(ctx, p + got, want - got);
 
 		if (r <= 0) {
-			*why = "the request body is shorter than Content-Length";
+			*why =
+			    "the request body is shorter than Content-Length";
 			return R_BAD_REQUEST;
 		}
 		got += (size_t)r;
@@ -409,13 +411,13 @@ header_safe(const char *s)
 }
 
 void
-http_set_header(http_response *res, arena *a, const char *name,
-    const char *value)
+http_set_header(
+    http_response *res, arena *a, const char *name, const char *value)
 {
 	assert(header_safe(name) && header_safe(value));
 	if (res->n_headers == res->cap_headers) {
-		http_pair *h = arena_calloc(a, res->cap_headers * 2,
-		    sizeof(http_pair));
+		http_pair *h =
+		    arena_calloc(a, res->cap_headers * 2, sizeof(http_pair));
 
 		memcpy(h, res->headers, res->n_headers * sizeof(http_pair));
 		res->headers = h;
@@ -441,14 +443,13 @@ write_all(http_write_fn write_fn, void *ctx, const char *p, size_t n)
 }
 
 int
-http_response_write(const http_response *res, http_write_fn write_fn,
-    void *ctx)
+http_response_write(const http_response *res, http_write_fn write_fn, void *ctx)
 {
 	buf head = BUF_INIT;
 	int rc;
 
-	buf_printf(&head, "Status: %d %s\r\n", res->status,
-	    http_reason(res->status));
+	buf_printf(
+	    &head, "Status: %d %s\r\n", res->status, http_reason(res->status));
 	for (size_t i = 0; i < res->n_headers; i++)
 		buf_printf(&head, "%s: %s\r\n", res->headers[i].name,
 		    res->headers[i].value);
@@ -486,8 +487,8 @@ http_assign_request_id(http_request *req)
 		/* The id is for correlation, not security: fall back. */
 		static unsigned long counter;
 
-		snprintf(req->request_id, sizeof(req->request_id),
-		    "%08lx%08lx", (unsigned long)getpid(), ++counter);
+		snprintf(req->request_id, sizeof(req->request_id), "%08lx%08lx",
+		    (unsigned long)getpid(), ++counter);
 		return;
 	}
 	for (size_t i = 0; i < sizeof(raw); i++) {

@@ -366,7 +366,7 @@ note_bignum(parser *ps, size_t ordinal, size_t at, size_t len)
 		ps->bigs = nb;
 		ps->capbigs = cap;
 	}
-	ps->bigs[ps->nbigs++] = (bignum){ordinal, at, len};
+	ps->bigs[ps->nbigs++] = (bignum){ ordinal, at, len };
 }
 
 static bool
@@ -427,7 +427,7 @@ scan_number(parser *ps, size_t ordinal)
 static bool
 scan_literal(parser *ps)
 {
-	static const char *const words[] = {"true", "false", "null"};
+	static const char *const words[] = { "true", "false", "null" };
 	size_t start = ps->pos, n;
 
 	/* Take the whole word so "nulls", "NaN" and "Infinity" are named as
@@ -455,7 +455,7 @@ push_key(parser *ps, const char *s, size_t len, size_t at)
 		ps->keys = nk;
 		ps->capkeys = cap;
 	}
-	ps->keys[ps->nkeys++] = (keyrec){s, len, at};
+	ps->keys[ps->nkeys++] = (keyrec){ s, len, at };
 }
 
 /* Scans an object key and its ':' and records the decoded key. */
@@ -822,7 +822,7 @@ json_parse_strict(
 	}
 
 	if (ps.nbigs > 0) {
-		patcher pt = {&ps, 0, 0, false};
+		patcher pt = { &ps, 0, 0, false };
 		json_object *r = patch_value(&pt, o);
 
 		if (r != NULL) {

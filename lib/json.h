@@ -32,21 +32,21 @@
 #define JSON_MAX_DEPTH 32
 
 typedef struct json_err {
-	const char *field;	/* key at fault, or NULL for the whole body */
-	const char *message;	/* static or arena string */
+	const char *field;   /* key at fault, or NULL for the whole body */
+	const char *message; /* static or arena string */
 } json_err;
 
 /* Parses text[0..len) strictly (see above). On success *out is a new
  * json_object whose json_object_put is registered on arena a (the caller
  * must not put it), and R_SUCCESS is returned. On failure: R_BAD_REQUEST with
  * e->message saying why, and *out NULL. len may be 0 (an error). */
-rerr json_parse_strict(arena *a, const char *text, size_t len,
-    json_object **out, json_err *e);
+rerr json_parse_strict(
+    arena *a, const char *text, size_t len, json_object **out, json_err *e);
 
 /* String flags. */
-#define JSTR_MULTILINE 0x1u	/* allow \n and \t (otherwise no control chars) */
-#define JSTR_NOT_BLANK 0x2u	/* must contain a non-whitespace character */
-#define JSTR_ALLOW_NUL 0x4u	/* allow embedded NUL (almost never) */
+#define JSTR_MULTILINE 0x1u /* allow \n and \t (otherwise no control chars) */
+#define JSTR_NOT_BLANK 0x2u /* must contain a non-whitespace character */
+#define JSTR_ALLOW_NUL 0x4u /* allow embedded NUL (almost never) */
 
 /* Reads obj[key] as a string of min_chars..max_chars Unicode code points
  * (not bytes). Control characters (U+0000-U+001F, U+007F) are refused
@@ -62,12 +62,12 @@ rerr json_get_string(json_object *obj, const char *key, bool required,
  * or exponent, or out of int64 range, or a string, is R_VALIDATION. *present
  * (may be NULL) tells whether the key was there; *out is untouched when it
  * was not. */
-rerr json_get_int(json_object *obj, const char *key, bool required,
-    int64_t min, int64_t max, int64_t *out, bool *present, json_err *e);
+rerr json_get_int(json_object *obj, const char *key, bool required, int64_t min,
+    int64_t max, int64_t *out, bool *present, json_err *e);
 
 /* Reads obj[key] as true/false. Same presence rules as json_get_int. */
-rerr json_get_bool(json_object *obj, const char *key, bool required,
-    bool *out, bool *present, json_err *e);
+rerr json_get_bool(json_object *obj, const char *key, bool required, bool *out,
+    bool *present, json_err *e);
 
 /* Reads obj[key] as one of the strings in choices (NULL-terminated);
  * returns its index in *out, or -1 when the key is absent or null and not
@@ -80,13 +80,14 @@ rerr json_require_object(json_object *obj, json_err *e);
 
 /* R_VALIDATION naming the first key of obj not in allowed (NULL-terminated):
  * "unknown field". */
-rerr json_reject_unknown(json_object *obj, const char *const *allowed,
-    json_err *e);
+rerr json_reject_unknown(
+    json_object *obj, const char *const *allowed, json_err *e);
 
 /* Counts Unicode code points in valid UTF-8 s[0..len). */
 size_t json_utf8_chars(const char *s, size_t len);
 
-/* True when s[0..len) is valid UTF-8 (no overlongs, no surrogates, <= U+10FFFF). */
+/* True when s[0..len) is valid UTF-8 (no overlongs, no surrogates, <=
+ * U+10FFFF). */
 bool json_utf8_valid(const char *s, size_t len);
 
 /* Serialises obj compactly (no slash escaping) into arena memory. */

@@ -11,10 +11,10 @@
 #include "log.h"
 
 struct kv {
-	char *host;		/* NULL for a unix socket */
-	char *path;		/* unix socket path */
+	char *host; /* NULL for a unix socket */
+	char *path; /* unix socket path */
 	int port;
-	char *password;		/* NULL when none */
+	char *password; /* NULL when none */
 	int dbnum;
 	struct timeval timeout;
 	redisContext *ctx;
@@ -67,8 +67,10 @@ kv_new(const char *url, int timeout_ms, char *err, size_t errlen)
 			goto fail;
 		}
 		k->path = dupn(p, n);
-		if (q && (strncmp(q, "?db=", 4) != 0 ||
-		    parse_num(q + 4, strlen(q + 4), 0, 15, &k->dbnum) != 0)) {
+		if (q &&
+		    (strncmp(q, "?db=", 4) != 0 ||
+		        parse_num(q + 4, strlen(q + 4), 0, 15, &k->dbnum) !=
+		            0)) {
 			snprintf(err, errlen, "redis URL: expected ?db=0..15");
 			goto fail;
 		}
@@ -82,7 +84,8 @@ kv_new(const char *url, int timeout_ms, char *err, size_t errlen)
 
 			if (pw == NULL) {
 				snprintf(err, errlen,
-				    "redis URL: expected redis://:password@host");
+				    "redis URL: expected "
+				    "redis://:password@host");
 				goto fail;
 			}
 			k->password = dupn(pw + 1, (size_t)(at - pw - 1));
@@ -92,30 +95,31 @@ kv_new(const char *url, int timeout_ms, char *err, size_t errlen)
 		colon = memchr(p, ':', slash ? (size_t)(slash - p) : strlen(p));
 		k->port = 6379;
 		if (colon) {
-			size_t pn = slash ? (size_t)(slash - colon - 1) :
-			    strlen(colon + 1);
+			size_t pn = slash ? (size_t)(slash - colon - 1)
+			                  : strlen(colon + 1);
 
 			if (parse_num(colon + 1, pn, 1, 65535, &k->port) != 0) {
 				snprintf(err, errlen, "redis URL: bad port");
 				goto fail;
 			}
 		}
-		k->host = dupn(p, colon ? (size_t)(colon - p) :
-		    slash ? (size_t)(slash - p) : strlen(p));
+		k->host = dupn(p,
+		    colon       ? (size_t)(colon - p)
+		        : slash ? (size_t)(slash - p)
+		                : strlen(p));
 		if (k->host[0] == '\0') {
 			snprintf(err, errlen, "redis URL: missing host");
 			goto fail;
 		}
 		if (slash && slash[1] != '\0' &&
-		    parse_num(slash + 1, strlen(slash + 1), 0, 15,
-		    &k->dbnum) != 0) {
+		    parse_num(slash + 1, strlen(slash + 1), 0, 15, &k->dbnum) !=
+		        0) {
 			snprintf(err, errlen, "redis URL: bad database number");
 			goto fail;
 		}
 		return k;
 	}
-	snprintf(err, errlen,
-	    "redis URL must start with redis:// or unix://");
+	snprintf(err, errlen, "redis URL must start with redis:// or unix://");
 fail:
 	kv_free(k);
 	return NULL;
@@ -166,8 +170,9 @@ kv_ensure(kv *k)
 {
 	if (k->ctx != NULL)
 		return R_SUCCESS;
-	k->ctx = k->path ? redisConnectUnixWithTimeout(k->path, k->timeout) :
-	    redisConnectWithTimeout(k->host, k->port, k->timeout);
+	k->ctx = k->path
+	    ? redisConnectUnixWithTimeout(k->path, k->timeout)
+	    : redisConnectWithTimeout(k->host, k->port, k->timeout);
 	if (k->ctx == NULL)
 		abort();
 	if (k->ctx->err) {
@@ -182,14 +187,14 @@ kv_ensure(kv *k)
 	if (k->host)
 		redisEnableKeepAlive(k->ctx);
 	if (k->password) {
-		const char *argv[] = {"AUTH", k->password};
+		const char *argv[] = { "AUTH", k->password };
 
 		if (setup_cmd(k, 2, argv) != 0)
 			return R_UNAVAILABLE;
 	}
 	if (k->dbnum != 0) {
 		char num[8];
-		const char *argv[] = {"SELECT", num};
+		const char *argv[] = { "SELECT", num };
 
 		snprintf(num, sizeof(num), "%d", k->dbnum);
 		if (setup_cmd(k, 2, argv) != 0)
@@ -205,8 +210,8 @@ free_reply(void *r)
 }
 
 redisReply *
-kv_cmdv(kv *k, arena *a, rerr *err, int argc, const char **argv,
-    const size_t *lens)
+kv_cmdv(
+    kv *k, arena *a, rerr *err, int argc, const char **argv, const size_t *lens)
 {
 	redisReply *r;
 
@@ -259,7 +264,8 @@ kv_ping(kv *k, arena *a)
 		rerr e;
 		redisReply *r = kv_cmd(k, a, &e, "PING", NULL);
 
-		if (r != NULL && e == R_SUCCESS && r->type == REDIS_REPLY_STATUS &&
+		if (r != NULL && e == R_SUCCESS &&
+		    r->type == REDIS_REPLY_STATUS &&
 		    strcmp(r->str, "PONG") == 0)
 			return R_SUCCESS;
 		/* Only a connection that died since the last use is worth a

@@ -12,7 +12,7 @@ static const char *log_prog = "roost";
 static log_level log_min = LOG_INFO;
 static char log_req[40];
 
-static const char *const level_names[] = {"debug", "info", "warn", "error"};
+static const char *const level_names[] = { "debug", "info", "warn", "error" };
 
 void
 log_init(const char *progname, log_level min)
@@ -30,7 +30,8 @@ log_set_level(log_level min)
 int
 log_level_parse(const char *s)
 {
-	for (size_t i = 0; i < sizeof(level_names) / sizeof(level_names[0]); i++)
+	for (size_t i = 0; i < sizeof(level_names) / sizeof(level_names[0]);
+	     i++)
 		if (strcasecmp(s, level_names[i]) == 0)
 			return (int)i;
 	return -1;

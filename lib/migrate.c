@@ -21,8 +21,7 @@ typedef struct mfile {
 	char name[128];
 } mfile;
 
-static void
-seterr(char *err, size_t errlen, const char *fmt, ...)
+static void seterr(char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 static void
@@ -55,7 +54,7 @@ parse_name(const char *n)
 		return -1;
 	for (size_t i = digits + 1; i < len - 4; i++)
 		if (!((n[i] >= 'a' && n[i] <= 'z') ||
-		    (n[i] >= '0' && n[i] <= '9') || n[i] == '_'))
+		        (n[i] >= '0' && n[i] <= '9') || n[i] == '_'))
 			return -1;
 	return v;
 }
@@ -78,8 +77,8 @@ list_dir(const char *dir, mfile **files, int *count, char *err, size_t errlen)
 	*files = NULL;
 	*count = 0;
 	if (d == NULL) {
-		seterr(err, errlen, "cannot open migrations folder %s: %s",
-		    dir, strerror(errno));
+		seterr(err, errlen, "cannot open migrations folder %s: %s", dir,
+		    strerror(errno));
 		return -1;
 	}
 	out = calloc(MAX_MIGRATIONS, sizeof(*out));
@@ -102,7 +101,8 @@ list_dir(const char *dir, mfile **files, int *count, char *err, size_t errlen)
 	qsort(out, (size_t)n, sizeof(*out), cmp_mfile);
 	for (int i = 1; i < n; i++)
 		if (out[i].version == out[i - 1].version) {
-			seterr(err, errlen, "migrations %s and %s share a number",
+			seterr(err, errlen,
+			    "migrations %s and %s share a number",
 			    out[i - 1].name, out[i].name);
 			goto fail;
 		}
@@ -118,8 +118,8 @@ fail:
 
 /* Reads a file and its SHA-256 (hex). Returns malloc'd text or NULL. */
 static char *
-read_file(const char *dir, const char *name, char sum[65], char *err,
-    size_t errlen)
+read_file(
+    const char *dir, const char *name, char sum[65], char *err, size_t errlen)
 {
 	unsigned char digest[crypto_hash_sha256_BYTES];
 	char path[4096];
@@ -130,7 +130,8 @@ read_file(const char *dir, const char *name, char sum[65], char *err,
 	snprintf(path, sizeof(path), "%s/%s", dir, name);
 	f = fopen(path, "rb");
 	if (f == NULL) {
-		seterr(err, errlen, "cannot read %s: %s", path, strerror(errno));
+		seterr(
+		    err, errlen, "cannot read %s: %s", path, strerror(errno));
 		return NULL;
 	}
 	if ((text = malloc(cap)) == NULL)
@@ -171,12 +172,12 @@ run(PGconn *c, const char *sql, int n, const char *const *p, PGresult **keep,
     char *err, size_t errlen)
 {
 	PGresult *res = n >= 0 ? PQexecParams(c, sql, n, NULL, p, NULL, NULL, 0)
-	    : PQexec(c, sql);
+	                       : PQexec(c, sql);
 	ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
 
 	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
-		seterr(err, errlen, "%.*s", (int)strcspn(PQerrorMessage(c), "\n"),
-		    PQerrorMessage(c));
+		seterr(err, errlen, "%.*s",
+		    (int)strcspn(PQerrorMessage(c), "\n"), PQerrorMessage(c));
 		PQclear(res);
 		return -1;
 	}
@@ -192,14 +193,16 @@ run(PGconn *c, const char *sql, int n, const char *const *p, PGresult **keep,
 static int
 begin_locked(PGconn *c, const char *schema, char *err, size_t errlen)
 {
-	const char *p[1] = {schema};
+	const char *p[1] = { schema };
 
 	if (run(c, "BEGIN", -1, NULL, NULL, err, errlen) != 0)
 		return -1;
-	if (run(c, "SELECT pg_advisory_xact_lock(hashtextextended("
-	    "'roost.migrate.' || $1, 0))", 1, p, NULL, err, errlen) != 0 ||
+	if (run(c,
+	        "SELECT pg_advisory_xact_lock(hashtextextended("
+	        "'roost.migrate.' || $1, 0))",
+	        1, p, NULL, err, errlen) != 0 ||
 	    run(c, "SELECT set_config('search_path', $1, true)", 1, p, NULL,
-	    err, errlen) != 0) {
+	        err, errlen) != 0) {
 		(void)run(c, "ROLLBACK", -1, NULL, NULL, err, 0);
 		return -1;
 	}
@@ -241,8 +244,8 @@ prepare_schema(PGconn *c, const char *schema, char *err, size_t errlen)
 
 /* Applies or checks one file. *applied is set when it ran now. */
 static int
-one(PGconn *c, const char *schema, const char *dir, const mfile *m,
-    bool apply, int *applied, int *pending, char *err, size_t errlen)
+one(PGconn *c, const char *schema, const char *dir, const mfile *m, bool apply,
+    int *applied, int *pending, char *err, size_t errlen)
 {
 	char sum[65], ver[16];
 	const char *p[3];
@@ -258,13 +261,15 @@ one(PGconn *c, const char *schema, const char *dir, const mfile *m,
 		goto out;
 	p[0] = ver;
 	if (run(c, "SELECT checksum FROM schema_migrations WHERE version = $1",
-	    1, p, &res, err, errlen) != 0)
+	        1, p, &res, err, errlen) != 0)
 		goto rollback;
 	if (PQntuples(res) == 1) {
 		if (strcmp(PQgetvalue(res, 0, 0), sum) != 0) {
 			seterr(err, errlen,
-			    "%s was changed after it was applied (checksum differs); "
-			    "add a new migration instead", m->name);
+			    "%s was changed after it was applied (checksum "
+			    "differs); "
+			    "add a new migration instead",
+			    m->name);
 			goto rollback;
 		}
 		rc = run(c, "COMMIT", -1, NULL, NULL, err, errlen);
@@ -284,8 +289,10 @@ one(PGconn *c, const char *schema, const char *dir, const mfile *m,
 	}
 	p[1] = m->name;
 	p[2] = sum;
-	if (run(c, "INSERT INTO schema_migrations (version, name, checksum) "
-	    "VALUES ($1, $2, $3)", 3, p, NULL, err, errlen) != 0 ||
+	if (run(c,
+	        "INSERT INTO schema_migrations (version, name, checksum) "
+	        "VALUES ($1, $2, $3)",
+	        3, p, NULL, err, errlen) != 0 ||
 	    run(c, "COMMIT", -1, NULL, NULL, err, errlen) != 0)
 		goto rollback;
 	log_info("applied migration %s to schema %s", m->name, schema);
@@ -322,15 +329,15 @@ walk(db *d, const char *schema, const char *dir, bool apply,
 	rep->total = count;
 	if (prepare_schema(c, schema, err, errlen) != 0) {
 		free(files);
-		return PQstatus(c) == CONNECTION_OK ? R_INTERNAL :
-		    R_UNAVAILABLE;
+		return PQstatus(c) == CONNECTION_OK ? R_INTERNAL
+		                                    : R_UNAVAILABLE;
 	}
 	for (int i = 0; i < count; i++)
 		if (one(c, schema, dir, &files[i], apply, &rep->applied,
-		    &rep->pending, err, errlen) != 0) {
+		        &rep->pending, err, errlen) != 0) {
 			free(files);
-			return PQstatus(c) == CONNECTION_OK ? R_INTERNAL :
-			    R_UNAVAILABLE;
+			return PQstatus(c) == CONNECTION_OK ? R_INTERNAL
+			                                    : R_UNAVAILABLE;
 		}
 	free(files);
 	return R_SUCCESS;
@@ -344,8 +351,8 @@ migrate_run(db *d, const char *schema, const char *dir, migrate_report *rep,
 }
 
 rerr
-migrate_status(db *d, const char *schema, const char *dir,
-    migrate_report *rep, char *err, size_t errlen)
+migrate_status(db *d, const char *schema, const char *dir, migrate_report *rep,
+    char *err, size_t errlen)
 {
 	return walk(d, schema, dir, false, rep, err, errlen);
 }

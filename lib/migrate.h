@@ -15,9 +15,9 @@
 #include "error.h"
 
 typedef struct migrate_report {
-	int applied;	/* applied by this run */
-	int pending;	/* not yet applied (after a status check) */
-	int total;	/* files found */
+	int applied; /* applied by this run */
+	int pending; /* not yet applied (after a status check) */
+	int total;   /* files found */
 } migrate_report;
 
 /* Creates schema if missing and applies pending migrations from dir.

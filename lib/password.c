@@ -22,7 +22,7 @@ rerr
 password_hash(const char *pw, size_t len, char out[PASSWORD_HASH_MAX])
 {
 	if (crypto_pwhash_str_alg(out, pw, len, PW_OPSLIMIT, PW_MEMLIMIT,
-	    crypto_pwhash_ALG_ARGON2ID13) != 0)
+	        crypto_pwhash_ALG_ARGON2ID13) != 0)
 		return R_INTERNAL;
 	return R_SUCCESS;
 }
@@ -38,6 +38,6 @@ password_verify(const char *hash, const char *pw, size_t len)
 bool
 password_needs_rehash(const char *hash)
 {
-	return crypto_pwhash_str_needs_rehash(hash, PW_OPSLIMIT,
-	    PW_MEMLIMIT) != 0;
+	return crypto_pwhash_str_needs_rehash(hash, PW_OPSLIMIT, PW_MEMLIMIT) !=
+	    0;
 }

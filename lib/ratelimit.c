@@ -26,7 +26,7 @@ ratelimit_hit(kv *k, arena *a, const char *tenant, const char *bucket,
 	rerr e;
 
 	token_sha256_hex(who, strlen(who), who_hash);
-	who_hash[32] = '\0';	/* 128 bits keep keys short and distinct */
+	who_hash[32] = '\0'; /* 128 bits keep keys short and distinct */
 	suffix = arena_printf(a, "rl:%s:%s:%" PRId64, bucket, who_hash, window);
 	key = kv_key(a, tenant, suffix);
 	snprintf(ttl, sizeof(ttl), "%" PRId64, window_s + 5);

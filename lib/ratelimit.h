@@ -16,9 +16,9 @@
 
 typedef struct rl_result {
 	int64_t limit;
-	int64_t remaining;	/* never negative */
-	int64_t reset;		/* epoch seconds when the window ends */
-	bool limited;		/* this hit went over the limit */
+	int64_t remaining; /* never negative */
+	int64_t reset;     /* epoch seconds when the window ends */
+	bool limited;      /* this hit went over the limit */
 } rl_result;
 
 /* Counts one hit for (bucket, who) against limit per window_s seconds.

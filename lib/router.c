@@ -54,8 +54,9 @@ pattern_seg(const seg *s, const char **name, size_t *name_len)
 	const char *colon;
 
 	if (s->n < 2 || s->p[0] != '{' || s->p[s->n - 1] != '}')
-		return memchr(s->p, '{', s->n) || memchr(s->p, '}', s->n) ?
-		    P_BAD : P_LITERAL;
+		return memchr(s->p, '{', s->n) || memchr(s->p, '}', s->n)
+		    ? P_BAD
+		    : P_LITERAL;
 	colon = memchr(s->p, ':', s->n);
 	if (colon == NULL || colon == s->p + 1)
 		return P_BAD;
@@ -190,8 +191,8 @@ allow_add(char *allow, size_t cap, const char *method)
 }
 
 rerr
-router_match(const route *table, size_t n, const char *method,
-    const char *path, arena *a, route_match *m)
+router_match(const route *table, size_t n, const char *method, const char *path,
+    arena *a, route_match *m)
 {
 	seg ps[MAX_SEGMENTS];
 	int np = split(path, ps);
@@ -210,7 +211,7 @@ router_match(const route *table, size_t n, const char *method,
 		unsigned score;
 
 		if (!fit(&table[i], ps, np, NULL, &scratch, &score, &bad,
-		    &bad_len))
+		        &bad_len))
 			continue;
 		any = true;
 		allow_add(m->allow, sizeof(m->allow), table[i].method);
@@ -220,8 +221,9 @@ router_match(const route *table, size_t n, const char *method,
 		    !(is_head && strcmp(table[i].method, "GET") == 0))
 			continue;
 		if (best == NULL || score > best_score ||
-		    (score == best_score && strcmp(table[i].method, method) == 0 &&
-		    strcmp(best->method, method) != 0)) {
+		    (score == best_score &&
+		        strcmp(table[i].method, method) == 0 &&
+		        strcmp(best->method, method) != 0)) {
 			best = &table[i];
 			best_score = score;
 		}

@@ -24,9 +24,9 @@
 struct req_ctx;
 
 typedef enum route_auth {
-	AUTH_NONE,	/* anyone */
-	AUTH_USER,	/* a signed-in user */
-	AUTH_ADMIN,	/* a signed-in tenant admin */
+	AUTH_NONE,  /* anyone */
+	AUTH_USER,  /* a signed-in user */
+	AUTH_ADMIN, /* a signed-in tenant admin */
 } route_auth;
 
 typedef rerr (*route_handler)(struct req_ctx *c);
@@ -36,7 +36,7 @@ typedef struct route {
 	const char *pattern;
 	route_auth auth;
 	route_handler handler;
-	unsigned flags;		/* ROUTE_* */
+	unsigned flags; /* ROUTE_* */
 } route;
 
 /* The route reads a JSON body: Content-Type must be application/json. */
@@ -49,18 +49,18 @@ typedef struct route {
 #define ROUTER_MAX_PARAMS 6
 
 typedef struct route_param {
-	const char *name;	/* points into the pattern (not terminated) */
+	const char *name; /* points into the pattern (not terminated) */
 	size_t name_len;
-	const char *str;	/* the segment, NUL-terminated */
-	int64_t num;		/* int parameters */
+	const char *str; /* the segment, NUL-terminated */
+	int64_t num;     /* int parameters */
 } route_param;
 
 typedef struct route_match {
 	const route *route;
 	route_param params[ROUTER_MAX_PARAMS];
 	size_t n_params;
-	char allow[96];		/* for 405: "GET, HEAD, POST" */
-	char bad_param[32];	/* for a VALIDATION_ERROR on a typed param */
+	char allow[96];     /* for 405: "GET, HEAD, POST" */
+	char bad_param[32]; /* for a VALIDATION_ERROR on a typed param */
 } route_match;
 
 /* Checks every pattern in the table: well-formed, at most

@@ -9,10 +9,13 @@ typedef struct sdef {
 	const char *key;
 	stype type;
 	size_t offset;
-	int64_t min, max;	/* ints: value range; strings: characters */
+	int64_t min, max; /* ints: value range; strings: characters */
 } sdef;
 
-#define F(k, t, f, lo, hi) {k, t, offsetof(settings, f), lo, hi}
+#define F(k, t, f, lo, hi)                                                     \
+	{                                                                      \
+		k, t, offsetof(settings, f), lo, hi                            \
+	}
 
 static const sdef defs[] = {
 	F("open_registration", S_BOOL, open_registration, 0, 1),
@@ -39,8 +42,7 @@ defaults(settings *s)
 
 /* Reads one value of def's type from obj[key] into s. */
 static rerr
-read_value(arena *a, const sdef *d, json_object *obj, settings *s,
-    json_err *e)
+read_value(arena *a, const sdef *d, json_object *obj, settings *s, json_err *e)
 {
 	char *slot = (char *)s + d->offset;
 	bool present;
@@ -48,8 +50,8 @@ read_value(arena *a, const sdef *d, json_object *obj, settings *s,
 
 	switch (d->type) {
 	case S_BOOL:
-		return json_get_bool(obj, d->key, true,
-		    (bool *)(void *)slot, &present, e);
+		return json_get_bool(
+		    obj, d->key, true, (bool *)(void *)slot, &present, e);
 	case S_INT:
 		return json_get_int(obj, d->key, true, d->min, d->max,
 		    (int64_t *)(void *)slot, &present, e);
@@ -73,8 +75,8 @@ settings_load(db *d, arena *a, settings *out)
 	rerr err;
 
 	defaults(out);
-	res = db_query(d, a, &err,
-	    "SELECT key, value::text FROM settings", 0, NULL);
+	res = db_query(
+	    d, a, &err, "SELECT key, value::text FROM settings", 0, NULL);
 	if (res == NULL)
 		return err;
 	for (int i = 0; i < PQntuples(res); i++) {
@@ -109,17 +111,17 @@ settings_json(const settings *s)
 
 	json_object_object_add(o, "open_registration",
 	    json_object_new_boolean(s->open_registration));
-	json_object_object_add(o, "password_min_length",
-	    json_i64(s->password_min_length));
-	json_object_object_add(o, "session_lifetime_hours",
-	    json_i64(s->session_lifetime_hours));
+	json_object_object_add(
+	    o, "password_min_length", json_i64(s->password_min_length));
+	json_object_object_add(
+	    o, "session_lifetime_hours", json_i64(s->session_lifetime_hours));
 	json_object_object_add(o, "app_name", json_str(s->app_name));
 	json_object_object_add(o, "login_attempts_per_15min",
 	    json_i64(s->login_attempts_per_15min));
-	json_object_object_add(o, "registrations_per_hour",
-	    json_i64(s->registrations_per_hour));
-	json_object_object_add(o, "requests_per_minute",
-	    json_i64(s->requests_per_minute));
+	json_object_object_add(
+	    o, "registrations_per_hour", json_i64(s->registrations_per_hour));
+	json_object_object_add(
+	    o, "requests_per_minute", json_i64(s->requests_per_minute));
 	return o;
 }
 
@@ -139,7 +141,7 @@ settings_update(db *d, arena *a, json_object *patch, json_err *e)
 	for (size_t k = 0; k < NDEFS; k++)
 		if (json_object_object_get_ex(patch, defs[k].key, NULL) &&
 		    (r = read_value(a, &defs[k], patch, &scratch, e)) !=
-		    R_SUCCESS)
+		        R_SUCCESS)
 			return r;
 	for (size_t k = 0; k < NDEFS; k++) {
 		json_object *v;
@@ -150,9 +152,12 @@ settings_update(db *d, arena *a, json_object *patch, json_err *e)
 		params[0] = defs[k].key;
 		params[1] = json_to_arena(a, v, NULL);
 		if (db_query(d, a, &r,
-		    "INSERT INTO settings (key, value) VALUES ($1, $2::jsonb) "
-		    "ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, "
-		    "updated_at = now()", 2, params) == NULL)
+		        "INSERT INTO settings (key, value) VALUES ($1, "
+		        "$2::jsonb) "
+		        "ON CONFLICT (key) DO UPDATE SET value = "
+		        "EXCLUDED.value, "
+		        "updated_at = now()",
+		        2, params) == NULL)
 			return r;
 	}
 	return R_SUCCESS;

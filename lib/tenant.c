@@ -17,7 +17,7 @@ tenant_schema_valid(const char *s)
 		return false;
 	for (size_t i = 1; i < n; i++)
 		if (!((s[i] >= 'a' && s[i] <= 'z') ||
-		    (s[i] >= '0' && s[i] <= '9') || s[i] == '_'))
+		        (s[i] >= '0' && s[i] <= '9') || s[i] == '_'))
 			return false;
 	if (strncmp(s, "pg_", 3) == 0 || strcmp(s, "information_schema") == 0 ||
 	    strcmp(s, "public") == 0)
@@ -26,10 +26,9 @@ tenant_schema_valid(const char *s)
 }
 
 rerr
-tenant_resolve(const roost_config *cfg, const http_request *req,
-    tenant *out)
+tenant_resolve(const roost_config *cfg, const http_request *req, tenant *out)
 {
-	(void)req;	/* host mode will read req's Host header here */
+	(void)req; /* host mode will read req's Host header here */
 	out->schema = cfg->schema;
 	out->id = cfg->schema;
 	return R_SUCCESS;

@@ -15,8 +15,8 @@
 #include "http.h"
 
 typedef struct tenant {
-	const char *id;		/* key prefix for Redis: the schema name */
-	const char *schema;	/* validated schema name */
+	const char *id;     /* key prefix for Redis: the schema name */
+	const char *schema; /* validated schema name */
 } tenant;
 
 /* True for [a-z_][a-z0-9_]{0,62} that is not a reserved name (pg_*,
@@ -25,7 +25,7 @@ bool tenant_schema_valid(const char *s);
 
 /* Resolves the tenant of req. Strings point into cfg. R_SUCCESS, or R_NOT_FOUND
  * when host mode finds no tenant for the Host. */
-rerr tenant_resolve(const roost_config *cfg, const http_request *req,
-    tenant *out);
+rerr tenant_resolve(
+    const roost_config *cfg, const http_request *req, tenant *out);
 
 #endif

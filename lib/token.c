@@ -22,7 +22,7 @@ b64url_chars(const char *s, size_t n)
 		char c = s[i];
 
 		if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-		    (c >= '0' && c <= '9') || c == '-' || c == '_'))
+		        (c >= '0' && c <= '9') || c == '-' || c == '_'))
 			return false;
 	}
 	return true;
@@ -35,7 +35,7 @@ b64url_decode(arena *a, const char *s, size_t n, size_t *out_len)
 	char *out = arena_alloc(a, n + 1);
 
 	if (sodium_base642bin((unsigned char *)out, n, s, n, NULL, out_len,
-	    NULL, sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0)
+	        NULL, sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0)
 		return NULL;
 	out[*out_len] = '\0';
 	return out;
@@ -45,16 +45,16 @@ char *
 token_random_b64(arena *a, size_t n)
 {
 	unsigned char raw[64];
-	size_t cap = sodium_base64_ENCODED_LEN(n,
-	    sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+	size_t cap = sodium_base64_ENCODED_LEN(
+	    n, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
 	char *out;
 
 	if (n > sizeof(raw))
 		abort();
 	randombytes_buf(raw, n);
 	out = arena_alloc(a, cap);
-	sodium_bin2base64(out, cap, raw, n,
-	    sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+	sodium_bin2base64(
+	    out, cap, raw, n, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
 	sodium_memzero(raw, sizeof(raw));
 	return out;
 }
@@ -76,10 +76,10 @@ token_issue(arena *a, const char *key, const token_claims *c)
 	    jwt_add_grant_int(jwt, "iat", (long)c->iat) == 0 &&
 	    jwt_add_grant_int(jwt, "exp", (long)c->exp) == 0 &&
 	    jwt_set_alg(jwt, JWT_ALG_HS256, (const unsigned char *)key,
-	    (int)strlen(key)) == 0 &&
+	        (int)strlen(key)) == 0 &&
 	    (enc = jwt_encode_str(jwt)) != NULL) {
 		copy = arena_strdup(a, enc);
-		free(enc);	/* libjwt 1.10 has no jwt_free_str */
+		free(enc); /* libjwt 1.10 has no jwt_free_str */
 	}
 	jwt_free(jwt);
 	return copy;
@@ -122,7 +122,8 @@ aud_ok(json_object *o)
 			json_object *e = json_object_array_get_idx(v, i);
 
 			if (json_object_is_type(e, json_type_string) &&
-			    strcmp(json_object_get_string(e), TOKEN_AUDIENCE) == 0)
+			    strcmp(json_object_get_string(e), TOKEN_AUDIENCE) ==
+			        0)
 				return true;
 		}
 	}
@@ -176,8 +177,9 @@ token_verify(arena *a, const char *key, const char *token, int64_t now,
 
 	/* The header, judged before libjwt: only HS256, nothing critical. */
 	header = b64url_decode(a, token, (size_t)(dot1 - token), &hlen);
-	if (header == NULL || json_parse_strict(a, header, hlen, &h, &je) !=
-	    R_SUCCESS || !json_object_is_type(h, json_type_object))
+	if (header == NULL ||
+	    json_parse_strict(a, header, hlen, &h, &je) != R_SUCCESS ||
+	    !json_object_is_type(h, json_type_object))
 		return R_UNAUTHORIZED;
 	*why = "algorithm is not HS256";
 	if (!get_type(h, "alg", json_type_string, &v) ||
@@ -186,8 +188,8 @@ token_verify(arena *a, const char *key, const char *token, int64_t now,
 	*why = "unexpected header";
 	if (json_object_object_get_ex(h, "crit", &v) ||
 	    (json_object_object_get_ex(h, "typ", &v) &&
-	    (!json_object_is_type(v, json_type_string) ||
-	    strcmp(json_object_get_string(v), "JWT") != 0)))
+	        (!json_object_is_type(v, json_type_string) ||
+	            strcmp(json_object_get_string(v), "JWT") != 0)))
 		return R_UNAUTHORIZED;
 
 	/* The signature: libjwt, with the key, and its verdict on the
@@ -196,7 +198,8 @@ token_verify(arena *a, const char *key, const char *token, int64_t now,
 	if (key == NULL || strlen(key) < 32)
 		return R_UNAUTHORIZED;
 	if (jwt_decode(&jwt, token, (const unsigned char *)key,
-	    (int)strlen(key)) != 0 || jwt == NULL)
+	        (int)strlen(key)) != 0 ||
+	    jwt == NULL)
 		return R_UNAUTHORIZED;
 	ok = jwt_get_alg(jwt) == JWT_ALG_HS256;
 	jwt_free(jwt);
@@ -206,8 +209,9 @@ token_verify(arena *a, const char *key, const char *token, int64_t now,
 	/* The claims, from our own strict parse of the signed payload. */
 	*why = "malformed claims";
 	payload = b64url_decode(a, dot1 + 1, (size_t)(dot2 - dot1 - 1), &plen);
-	if (payload == NULL || json_parse_strict(a, payload, plen, &p, &je) !=
-	    R_SUCCESS || !json_object_is_type(p, json_type_object))
+	if (payload == NULL ||
+	    json_parse_strict(a, payload, plen, &p, &je) != R_SUCCESS ||
+	    !json_object_is_type(p, json_type_object))
 		return R_UNAUTHORIZED;
 	*why = "wrong issuer";
 	if (!get_type(p, "iss", json_type_string, &v) ||
@@ -260,8 +264,8 @@ token_sha256_hex(const char *s, size_t len, char hex[65])
 char *
 token_api_new(arena *a, char hash[65])
 {
-	char *tok = arena_printf(a, "%s%s", API_TOKEN_PREFIX,
-	    token_random_b64(a, 32));
+	char *tok =
+	    arena_printf(a, "%s%s", API_TOKEN_PREFIX, token_random_b64(a, 32));
 
 	token_sha256_hex(tok, strlen(tok), hash);
 	return tok;
@@ -273,14 +277,14 @@ token_csrf(arena *a, const char *key, const char *tenant, int64_t session_id)
 	unsigned char mac[crypto_auth_hmacsha256_BYTES];
 	crypto_auth_hmacsha256_state st;
 	char *msg = arena_printf(a, "csrf:%s:%" PRId64, tenant, session_id);
-	size_t cap = sodium_base64_ENCODED_LEN(sizeof(mac),
-	    sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+	size_t cap = sodium_base64_ENCODED_LEN(
+	    sizeof(mac), sodium_base64_VARIANT_URLSAFE_NO_PADDING);
 	char *out = arena_alloc(a, cap);
 
-	crypto_auth_hmacsha256_init(&st, (const unsigned char *)key,
-	    strlen(key));
-	crypto_auth_hmacsha256_update(&st, (const unsigned char *)msg,
-	    strlen(msg));
+	crypto_auth_hmacsha256_init(
+	    &st, (const unsigned char *)key, strlen(key));
+	crypto_auth_hmacsha256_update(
+	    &st, (const unsigned char *)msg, strlen(msg));
 	crypto_auth_hmacsha256_final(&st, mac);
 	sodium_bin2base64(out, cap, mac, sizeof(mac),
 	    sodium_base64_VARIANT_URLSAFE_NO_PADDING);

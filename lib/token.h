@@ -25,13 +25,13 @@
 #define TOKEN_SKEW_S 60
 #define TOKEN_MAX_BYTES 4096
 #define API_TOKEN_PREFIX "roost_"
-#define API_TOKEN_LEN 49	/* "roost_" + 43 */
-#define API_TOKEN_SHOWN 12	/* characters kept for display */
+#define API_TOKEN_LEN 49   /* "roost_" + 43 */
+#define API_TOKEN_SHOWN 12 /* characters kept for display */
 
 typedef struct token_claims {
-	int64_t user_id;	/* sub */
-	int64_t session_id;	/* sid */
-	const char *tenant;	/* tid */
+	int64_t user_id;    /* sub */
+	int64_t session_id; /* sid */
+	const char *tenant; /* tid */
 	int64_t iat, exp;
 } token_claims;
 
@@ -54,8 +54,8 @@ void token_sha256_hex(const char *s, size_t len, char hex[65]);
 
 /* The CSRF token bound to a session: base64url(HMAC-SHA256(key,
  * "csrf:" tenant ":" session_id)), 43 characters, in arena memory. */
-char *token_csrf(arena *a, const char *key, const char *tenant,
-    int64_t session_id);
+char *token_csrf(
+    arena *a, const char *key, const char *tenant, int64_t session_id);
 
 /* Constant-time comparison of NUL-terminated strings. */
 int token_equal(const char *a, const char *b);

@@ -46,8 +46,9 @@ users_url_valid(const char *s, size_t len)
 	if (len <= (s[4] == 's' ? 8u : 7u))
 		return false;
 	for (size_t i = 0; i < len; i++)
-		if ((unsigned char)s[i] <= 0x20 || (unsigned char)s[i] >= 0x7f ||
-		    s[i] == '"' || s[i] == '<' || s[i] == '>' || s[i] == '\\')
+		if ((unsigned char)s[i] <= 0x20 ||
+		    (unsigned char)s[i] >= 0x7f || s[i] == '"' || s[i] == '<' ||
+		    s[i] == '>' || s[i] == '\\')
 			return false;
 	return true;
 }
@@ -65,11 +66,12 @@ users_password_problem(const char *pw, size_t len, int64_t pw_min)
 }
 
 static void
-add_nullable(json_object *o, const char *key, const PGresult *res, int row,
-    int col)
+add_nullable(
+    json_object *o, const char *key, const PGresult *res, int row, int col)
 {
-	json_object_object_add(o, key, PQgetisnull(res, row, col) ? NULL :
-	    json_str(PQgetvalue(res, row, col)));
+	json_object_object_add(o, key,
+	    PQgetisnull(res, row, col) ? NULL
+	                               : json_str(PQgetvalue(res, row, col)));
 }
 
 json_object *
@@ -77,11 +79,11 @@ users_row_json(const PGresult *res, int row, bool private_view)
 {
 	json_object *o = json_object_new_object();
 
-	json_object_object_add(o, "id",
-	    json_i64(strtoll(PQgetvalue(res, row, 0), NULL, 10)));
+	json_object_object_add(
+	    o, "id", json_i64(strtoll(PQgetvalue(res, row, 0), NULL, 10)));
 	if (private_view)
-		json_object_object_add(o, "email",
-		    json_str(PQgetvalue(res, row, 1)));
+		json_object_object_add(
+		    o, "email", json_str(PQgetvalue(res, row, 1)));
 	json_object_object_add(o, "name", json_str(PQgetvalue(res, row, 2)));
 	add_nullable(o, "display_name", res, row, 3);
 	add_nullable(o, "about", res, row, 4);
@@ -96,8 +98,8 @@ users_row_json(const PGresult *res, int row, bool private_view)
 		    json_object_new_boolean(PQgetvalue(res, row, 9)[0] == 't'));
 		add_nullable(o, "last_seen_at", res, row, 11);
 	}
-	json_object_object_add(o, "created_at",
-	    json_str(PQgetvalue(res, row, 10)));
+	json_object_object_add(
+	    o, "created_at", json_str(PQgetvalue(res, row, 10)));
 	return o;
 }
 
@@ -146,8 +148,8 @@ users_create(db *d, arena *a, const char *email, const char *name,
 	    "must_change_password) VALUES ($1, $2, $3, $4, $5) RETURNING id",
 	    5, params);
 	if (res == NULL) {
-		*why = e == R_CONFLICT ? "a user with this email exists" :
-		    "the database refused the insert";
+		*why = e == R_CONFLICT ? "a user with this email exists"
+		                       : "the database refused the insert";
 		return e;
 	}
 	*id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);

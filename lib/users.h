@@ -18,10 +18,10 @@
 #define URL_MAX_BYTES 2048
 
 /* The columns users_row_json() reads, in order, for a SELECT on users. */
-#define USER_COLUMNS                                                        \
-	"id, email, name, display_name, about, avatar_url, role, suspended, " \
-	"deleted_at IS NOT NULL, must_change_password, "                     \
-	DB_TS("created_at") ", " DB_TS("last_seen_at")
+#define USER_COLUMNS                                                           \
+	"id, email, name, display_name, about, avatar_url, role, suspended, "  \
+	"deleted_at IS NOT NULL, must_change_password, " DB_TS(                \
+	    "created_at") ", " DB_TS("last_seen_at")
 
 /* A plausible address: one '@', a non-empty local part and a domain with a
  * dot, no spaces or control characters, at most 254 bytes. */

@@ -41,16 +41,22 @@ usage(FILE *f)
 	    "commands:\n"
 	    "  migrate                      apply pending database migrations\n"
 	    "  create-admin EMAIL [--name NAME]\n"
-	    "                               create an admin; the password comes from\n"
-	    "                               ROOST_ADMIN_PASSWORD or the first line of stdin\n"
-	    "  check                        check config, database, Redis, migrations\n"
-	    "  routes                       list the REST routes (method, path, auth)\n"
+	    "                               create an admin; the password "
+	    "comes from\n"
+	    "                               ROOST_ADMIN_PASSWORD or the first "
+	    "line of stdin\n"
+	    "  check                        check config, database, Redis, "
+	    "migrations\n"
+	    "  routes                       list the REST routes (method, "
+	    "path, auth)\n"
 	    "  version                      print the version\n"
 	    "\n"
-	    "Settings come from ROOST_* environment variables and the optional\n"
+	    "Settings come from ROOST_* environment variables and the "
+	    "optional\n"
 	    "config file (-c or ROOST_CONFIG).\n"
 	    "exit codes: 0 ok, 1 check failed, 64 usage, 65 invalid input,\n"
-	    "69 database/Redis unreachable, 70 internal, 73 user exists, 78 config\n");
+	    "69 database/Redis unreachable, 70 internal, 73 user exists, 78 "
+	    "config\n");
 }
 
 static int
@@ -60,8 +66,8 @@ cmd_migrate(app *ap)
 	char err[1024];
 	rerr e;
 
-	e = migrate_run(ap->db, ap->cfg.schema, ap->cfg.sql_dir, &rep, err,
-	    sizeof(err));
+	e = migrate_run(
+	    ap->db, ap->cfg.schema, ap->cfg.sql_dir, &rep, err, sizeof(err));
 	if (e != R_SUCCESS) {
 		fprintf(stderr, "roostctl: migrate: %s\n", err);
 		return e == R_UNAVAILABLE ? EX_UNAVAILABLE : EX_SOFTWARE;
@@ -93,7 +99,7 @@ read_password(char *out, size_t cap, size_t *len)
 		fprintf(stderr, "\n");
 	}
 	if ((nl = strchr(out, '\n')) == NULL && strlen(out) == cap - 1)
-		return -1;	/* longer than the cap */
+		return -1; /* longer than the cap */
 	out[strcspn(out, "\r\n")] = '\0';
 	*len = strlen(out);
 	return 0;
@@ -127,8 +133,10 @@ cmd_create_admin(app *ap, int argc, char **argv)
 		pw_len = strlen(pw);
 	} else {
 		if (read_password(pwbuf, sizeof(pwbuf), &pw_len) != 0) {
-			fprintf(stderr, "roostctl: the password is longer "
-			    "than %d bytes\n", PASSWORD_MAX_BYTES);
+			fprintf(stderr,
+			    "roostctl: the password is longer "
+			    "than %d bytes\n",
+			    PASSWORD_MAX_BYTES);
 			return EX_DATAERR;
 		}
 		pw = pwbuf;
@@ -166,11 +174,12 @@ cmd_create_admin(app *ap, int argc, char **argv)
 		return EX_UNAVAILABLE;
 	default:
 		if (strcmp(db_last_sqlstate(ap->db), "42P01") == 0)
-			fprintf(stderr, "roostctl: the schema is not migrated; "
+			fprintf(stderr,
+			    "roostctl: the schema is not migrated; "
 			    "run roostctl migrate first\n");
 		else
-			fprintf(stderr, "roostctl: %s\n", why ? why :
-			    "internal error");
+			fprintf(stderr, "roostctl: %s\n",
+			    why ? why : "internal error");
 		return EX_SOFTWARE;
 	}
 }
@@ -193,7 +202,8 @@ cmd_check(app *ap)
 	}
 	if (db_ensure(ap->db) == R_SUCCESS &&
 	    (res = db_query(ap->db, ap->arena, &e,
-	    "SELECT current_setting('server_version')", 0, NULL)) != NULL) {
+	         "SELECT current_setting('server_version')", 0, NULL)) !=
+	        NULL) {
 		printf("ok   database: PostgreSQL %s\n", PQgetvalue(res, 0, 0));
 		e = migrate_status(ap->db, ap->cfg.schema, ap->cfg.sql_dir,
 		    &rep, err, sizeof(err));
@@ -202,7 +212,8 @@ cmd_check(app *ap)
 			failed++;
 		} else if (rep.pending > 0) {
 			printf("FAIL migrations: %d of %d pending; run "
-			    "roostctl migrate\n", rep.pending, rep.total);
+			       "roostctl migrate\n",
+			    rep.pending, rep.total);
 			failed++;
 		} else {
 			printf("ok   migrations: %d applied, none pending\n",
@@ -249,7 +260,7 @@ main(int argc, char **argv)
 		return 0;
 	}
 	if (strcmp(argv[0], "routes") == 0) {
-		static const char *const auth[] = {"none", "user", "admin"};
+		static const char *const auth[] = { "none", "user", "admin" };
 
 		for (size_t i = 0; i < api_routes_count; i++)
 			printf("%s %s %s\n", api_routes[i].method,

@@ -8,17 +8,17 @@
 #include "../token.h"
 #include "../users.h"
 
-static const char *const roles[] = {"member", "admin", NULL};
+static const char *const roles[] = { "member", "admin", NULL };
 
 rerr
 api_admin_user_create(req_ctx *c)
 {
-	static const char *const allowed[] = {"email", "name", "password",
-	    "role", "must_change_password", NULL};
+	static const char *const allowed[] = { "email", "name", "password",
+		"role", "must_change_password", NULL };
 	const char *email, *name, *pw, *why, *problem;
 	bool must_change = true;
 	const settings *s;
-	json_err je = {0};
+	json_err je = { 0 };
 	size_t elen, pw_len;
 	int role = 0;
 	int64_t id;
@@ -26,28 +26,29 @@ api_admin_user_create(req_ctx *c)
 
 	if ((e = json_reject_unknown(c->body, allowed, &je)) != R_SUCCESS ||
 	    (e = json_get_string(c->body, "email", true, 3, EMAIL_MAX_BYTES, 0,
-	    &email, &elen, &je)) != R_SUCCESS ||
+	         &email, &elen, &je)) != R_SUCCESS ||
 	    (e = json_get_string(c->body, "name", true, 1, NAME_MAX_CHARS,
-	    JSTR_NOT_BLANK, &name, NULL, &je)) != R_SUCCESS ||
+	         JSTR_NOT_BLANK, &name, NULL, &je)) != R_SUCCESS ||
 	    (e = json_get_string(c->body, "password", true, 1,
-	    PASSWORD_MAX_BYTES, JSTR_ALLOW_NUL | JSTR_MULTILINE, &pw, &pw_len,
-	    &je)) != R_SUCCESS ||
+	         PASSWORD_MAX_BYTES, JSTR_ALLOW_NUL | JSTR_MULTILINE, &pw,
+	         &pw_len, &je)) != R_SUCCESS ||
 	    (e = json_get_enum(c->body, "role", false, roles, &role, &je)) !=
-	    R_SUCCESS ||
+	        R_SUCCESS ||
 	    (e = json_get_bool(c->body, "must_change_password", false,
-	    &must_change, NULL, &je)) != R_SUCCESS)
+	         &must_change, NULL, &je)) != R_SUCCESS)
 		return JSON_FAIL(c, e, je);
 	if (role < 0)
-		role = 0;	/* member */
+		role = 0; /* member */
 	if (elen > EMAIL_MAX_BYTES || !users_email_valid(email, elen))
 		return fail(c, R_VALIDATION, "email",
 		    "must be a valid email address of at most 254 bytes");
 	if ((s = req_settings(c, &e)) == NULL)
 		return e;
-	if ((problem = users_password_problem(pw, pw_len,
-	    s->password_min_length)) != NULL)
-		return fail(c, R_VALIDATION, "password", "%s (at least %lld bytes)",
-		    problem, (long long)s->password_min_length);
+	if ((problem = users_password_problem(
+	         pw, pw_len, s->password_min_length)) != NULL)
+		return fail(c, R_VALIDATION, "password",
+		    "%s (at least %lld bytes)", problem,
+		    (long long)s->password_min_length);
 	e = users_create(c->app->db, c->a, email, name, pw, pw_len,
 	    s->password_min_length, roles[role], must_change, &id, &why);
 	if (e == R_CONFLICT)
@@ -69,29 +70,34 @@ lock_target(req_ctx *c, int64_t *id)
 
 	*id = router_param(&c->match, "id")->num;
 	p[0] = api_id(c, *id);
-	res = db_query(c->app->db, c->a, &e, "SELECT 1 FROM users WHERE id = $1 "
-	    "AND deleted_at IS NULL FOR UPDATE", 1, p);
+	res = db_query(c->app->db, c->a, &e,
+	    "SELECT 1 FROM users WHERE id = $1 "
+	    "AND deleted_at IS NULL FOR UPDATE",
+	    1, p);
 	if (res == NULL)
 		return e;
 	if (PQntuples(res) != 1)
 		return fail(c, R_NOT_FOUND, "id", "no such user");
 	if (*id == c->user.user_id)
 		return fail(c, R_FORBIDDEN, "id",
-		    "you cannot do this to your own account; ask another admin");
+		    "you cannot do this to your own account; ask another "
+		    "admin");
 	return R_SUCCESS;
 }
 
 static rerr
 end_sessions(req_ctx *c, int64_t id, const char *reason)
 {
-	const char *p[2] = {api_id(c, id), reason};
+	const char *p[2] = { api_id(c, id), reason };
 	rerr e;
 
 	if ((e = auth_forget_user(c, id)) != R_SUCCESS)
 		return e;
-	if (db_query(c->app->db, c->a, &e, "UPDATE sessions SET revoked_at = "
-	    "now(), revoked_reason = $2 WHERE user_id = $1 AND revoked_at IS NULL",
-	    2, p) == NULL)
+	if (db_query(c->app->db, c->a, &e,
+	        "UPDATE sessions SET revoked_at = "
+	        "now(), revoked_reason = $2 WHERE user_id = $1 AND revoked_at "
+	        "IS NULL",
+	        2, p) == NULL)
 		return e;
 	return R_SUCCESS;
 }
@@ -99,9 +105,9 @@ end_sessions(req_ctx *c, int64_t id, const char *reason)
 rerr
 api_admin_user_patch(req_ctx *c)
 {
-	static const char *const allowed[] = {"role", "suspended", NULL};
+	static const char *const allowed[] = { "role", "suspended", NULL };
 	bool suspended = false, has_susp = false;
-	json_err je = {0};
+	json_err je = { 0 };
 	const char *p[3];
 	int role = -1;
 	int64_t id;
@@ -109,24 +115,26 @@ api_admin_user_patch(req_ctx *c)
 
 	if ((e = json_reject_unknown(c->body, allowed, &je)) != R_SUCCESS ||
 	    (e = json_get_enum(c->body, "role", false, roles, &role, &je)) !=
-	    R_SUCCESS ||
+	        R_SUCCESS ||
 	    (e = json_get_bool(c->body, "suspended", false, &suspended,
-	    &has_susp, &je)) != R_SUCCESS)
+	         &has_susp, &je)) != R_SUCCESS)
 		return JSON_FAIL(c, e, je);
 	if ((e = lock_target(c, &id)) != R_SUCCESS)
 		return e;
 	p[0] = api_id(c, id);
 	p[1] = role >= 0 ? roles[role] : NULL;
 	p[2] = has_susp ? (suspended ? "true" : "false") : NULL;
-	if (db_query(c->app->db, c->a, &e, "UPDATE users SET "
-	    "role = coalesce($2, role), "
-	    "suspended = coalesce($3::bool, suspended), updated_at = now() "
-	    "WHERE id = $1", 3, p) == NULL)
+	if (db_query(c->app->db, c->a, &e,
+	        "UPDATE users SET "
+	        "role = coalesce($2, role), "
+	        "suspended = coalesce($3::bool, suspended), updated_at = now() "
+	        "WHERE id = $1",
+	        3, p) == NULL)
 		return e;
 	if (has_susp && suspended)
 		e = end_sessions(c, id, "suspended");
 	else
-		e = auth_forget_user(c, id);	/* the role is cached */
+		e = auth_forget_user(c, id); /* the role is cached */
 	if (e != R_SUCCESS)
 		return e;
 	return api_reply_user(c, 200, id, true);
@@ -147,15 +155,18 @@ api_admin_user_reset_password(req_ctx *c)
 	if ((s = req_settings(c, &e)) == NULL)
 		return e;
 	/* 24 characters (144 bits), or longer when the tenant asks more. */
-	tmp = token_random_b64(c->a, s->password_min_length > 24 ?
-	    (size_t)(s->password_min_length * 3 + 3) / 4 : 18);
+	tmp = token_random_b64(c->a,
+	    s->password_min_length > 24
+	        ? (size_t)(s->password_min_length * 3 + 3) / 4
+	        : 18);
 	if ((e = password_hash(tmp, strlen(tmp), hash)) != R_SUCCESS)
 		return e;
 	p[0] = api_id(c, id);
 	p[1] = hash;
-	if (db_query(c->app->db, c->a, &e, "UPDATE users SET password_hash = $2, "
-	    "must_change_password = true, updated_at = now() WHERE id = $1", 2,
-	    p) == NULL ||
+	if (db_query(c->app->db, c->a, &e,
+	        "UPDATE users SET password_hash = $2, "
+	        "must_change_password = true, updated_at = now() WHERE id = $1",
+	        2, p) == NULL ||
 	    (e = end_sessions(c, id, "password_reset")) != R_SUCCESS)
 		return e;
 	answer = json_object_new_object();
@@ -176,16 +187,23 @@ api_admin_user_delete(req_ctx *c)
 	/* The row stays, so history keeps its author; everything personal
 	 * goes, and the address is free again. */
 	if ((e = auth_forget_user(c, id)) != R_SUCCESS ||
-	    db_query(c->app->db, c->a, &e, "UPDATE users SET "
-	    "email = 'deleted_' || id || '@deleted', name = 'Deleted User', "
-	    "display_name = NULL, about = NULL, avatar_url = NULL, "
-	    "password_hash = NULL, suspended = false, "
-	    "must_change_password = false, deleted_at = now(), "
-	    "updated_at = now() WHERE id = $1", 1, p) == NULL ||
-	    db_query(c->app->db, c->a, &e, "DELETE FROM sessions "
-	    "WHERE user_id = $1", 1, p) == NULL ||
-	    db_query(c->app->db, c->a, &e, "DELETE FROM api_tokens "
-	    "WHERE user_id = $1", 1, p) == NULL)
+	    db_query(c->app->db, c->a, &e,
+	        "UPDATE users SET "
+	        "email = 'deleted_' || id || '@deleted', name = 'Deleted "
+	        "User', "
+	        "display_name = NULL, about = NULL, avatar_url = NULL, "
+	        "password_hash = NULL, suspended = false, "
+	        "must_change_password = false, deleted_at = now(), "
+	        "updated_at = now() WHERE id = $1",
+	        1, p) == NULL ||
+	    db_query(c->app->db, c->a, &e,
+	        "DELETE FROM sessions "
+	        "WHERE user_id = $1",
+	        1, p) == NULL ||
+	    db_query(c->app->db, c->a, &e,
+	        "DELETE FROM api_tokens "
+	        "WHERE user_id = $1",
+	        1, p) == NULL)
 		return e;
 	c->res->status = 204;
 	return R_SUCCESS;
@@ -205,7 +223,7 @@ api_admin_settings_get(req_ctx *c)
 rerr
 api_admin_settings_patch(req_ctx *c)
 {
-	json_err je = {0};
+	json_err je = { 0 };
 	settings s;
 	rerr e;
 

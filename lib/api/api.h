@@ -5,8 +5,11 @@
 #include "../app.h"
 #include "../json.h"
 
-/* Returns a validation failure described by a json_err. */
-#define JSON_FAIL(c, r, je) fail((c), (r), (je).field, "%s", (je).message)
+/* Returns a validation failure described by a json_err; the readers'
+ * messages are predicates ("is too long"), so the field leads the text. */
+#define JSON_FAIL(c, r, je)                                                    \
+	fail((c), (r), (je).field, "%s%s%s", (je).field ? (je).field : "",     \
+	    (je).field ? " " : "", (je).message)
 
 /* The signed-in user's row id, as a query parameter. */
 const char *api_id(req_ctx *c, int64_t id);

@@ -11,7 +11,7 @@
 #include "../ratelimit.h"
 #include "../users.h"
 
-static const char *const devices[] = {"desktop", "mobile", NULL};
+static const char *const devices[] = { "desktop", "mobile", NULL };
 
 static char *
 lower(req_ctx *c, const char *s)
@@ -30,14 +30,15 @@ static rerr
 limit_or_fail(req_ctx *c, const char *buckets[], const char *whos[], int n,
     int64_t limit, int64_t window)
 {
-	rl_result best = {0}, r;
+	rl_result best = { 0 }, r;
 	bool limited = false;
 
 	for (int i = 0; i < n; i++) {
 		if (ratelimit_hit(c->app->kv, c->a, c->tenant.id, buckets[i],
-		    whos[i], limit, window, &r) != R_SUCCESS)
+		        whos[i], limit, window, &r) != R_SUCCESS)
 			return fail(c, R_UNAVAILABLE, NULL,
-			    "sign-in is unavailable right now; try again shortly");
+			    "sign-in is unavailable right now; try again "
+			    "shortly");
 		if (i == 0 || r.remaining < best.remaining ||
 		    (r.limited && !best.limited))
 			best = r;
@@ -60,17 +61,18 @@ read_credentials(req_ctx *c, const char **email, const char **pw,
 	size_t elen;
 	rerr r;
 
-	if ((r = json_get_string(c->body, "email", true, 3, EMAIL_MAX_BYTES,
-	    0, email, &elen, je)) != R_SUCCESS)
+	if ((r = json_get_string(c->body, "email", true, 3, EMAIL_MAX_BYTES, 0,
+	         email, &elen, je)) != R_SUCCESS)
 		return r;
 	if (elen > EMAIL_MAX_BYTES || !users_email_valid(*email, elen)) {
 		je->field = "email";
-		je->message = "must be a valid email address of at most 254 bytes";
+		je->message =
+		    "must be a valid email address of at most 254 bytes";
 		return R_VALIDATION;
 	}
 	if ((r = json_get_string(c->body, "password", true, 1,
-	    PASSWORD_MAX_BYTES, JSTR_ALLOW_NUL | JSTR_MULTILINE, pw, pw_len,
-	    je)) != R_SUCCESS)
+	         PASSWORD_MAX_BYTES, JSTR_ALLOW_NUL | JSTR_MULTILINE, pw,
+	         pw_len, je)) != R_SUCCESS)
 		return r;
 	if (*pw_len > PASSWORD_MAX_BYTES || memchr(*pw, '\0', *pw_len)) {
 		je->field = "password";
@@ -79,7 +81,7 @@ read_credentials(req_ctx *c, const char **email, const char **pw,
 	}
 	if (json_object_object_get_ex(c->body, "device", NULL) &&
 	    (r = json_get_enum(c->body, "device", true, devices, &dev, je)) !=
-	    R_SUCCESS)
+	        R_SUCCESS)
 		return r;
 	*device = devices[dev];
 	*email = lower(c, *email);
@@ -88,20 +90,21 @@ read_credentials(req_ctx *c, const char **email, const char **pw,
 
 /* The session answer, shared by login and register. */
 static rerr
-answer_with_session(req_ctx *c, int status, int64_t uid, const char *device,
-    const settings *s)
+answer_with_session(
+    req_ctx *c, int status, int64_t uid, const char *device, const settings *s)
 {
 	json_object *answer = json_object_new_object(), *user;
-	const char *p[1] = {api_id(c, uid)};
+	const char *p[1] = { api_id(c, uid) };
 	PGresult *res;
 	rerr e;
 
 	if ((e = auth_start_session(c, uid, device, s->session_lifetime_hours,
-	    answer)) != R_SUCCESS)
+	         answer)) != R_SUCCESS)
 		goto out;
 	res = db_query(c->app->db, c->a, &e,
 	    "UPDATE users SET last_seen_at = now() WHERE id = $1 "
-	    "RETURNING " USER_COLUMNS, 1, p);
+	    "RETURNING " USER_COLUMNS,
+	    1, p);
 	if (res == NULL)
 		goto out;
 	user = users_row_json(res, 0, true);
@@ -115,11 +118,11 @@ out:
 rerr
 api_login(req_ctx *c)
 {
-	static const char *const allowed[] = {"email", "password", "device",
-	    NULL};
+	static const char *const allowed[] = { "email", "password", "device",
+		NULL };
 	const char *email, *pw, *device, *buckets[2], *whos[2];
 	const settings *s;
-	json_err je = {0};
+	json_err je = { 0 };
 	size_t pw_len;
 	PGresult *res;
 	int64_t uid;
@@ -128,7 +131,7 @@ api_login(req_ctx *c)
 
 	if ((e = json_reject_unknown(c->body, allowed, &je)) != R_SUCCESS ||
 	    (e = read_credentials(c, &email, &pw, &pw_len, &device, &je)) !=
-	    R_SUCCESS)
+	        R_SUCCESS)
 		return JSON_FAIL(c, e, je);
 	if ((s = req_settings(c, &e)) == NULL)
 		return e;
@@ -136,13 +139,14 @@ api_login(req_ctx *c)
 	whos[0] = arena_printf(c->a, "%s|%s", auth_client_ip(c), email);
 	buckets[1] = "login-ip";
 	whos[1] = auth_client_ip(c);
-	if ((e = limit_or_fail(c, buckets, whos, 2,
-	    s->login_attempts_per_15min, 900)) != R_SUCCESS)
+	if ((e = limit_or_fail(c, buckets, whos, 2, s->login_attempts_per_15min,
+	         900)) != R_SUCCESS)
 		return e;
 
 	res = db_query(c->app->db, c->a, &e,
 	    "SELECT id, coalesce(password_hash, ''), suspended "
-	    "FROM users WHERE email = $1 AND deleted_at IS NULL", 1, &email);
+	    "FROM users WHERE email = $1 AND deleted_at IS NULL",
+	    1, &email);
 	if (res == NULL)
 		return e;
 	known = PQntuples(res) == 1 && PQgetvalue(res, 0, 1)[0] != '\0';
@@ -153,25 +157,29 @@ api_login(req_ctx *c)
 
 			randombytes_buf(seed, sizeof(seed));
 			if (password_hash(seed, sizeof(seed),
-			    c->app->dummy_hash) != R_SUCCESS)
+			        c->app->dummy_hash) != R_SUCCESS)
 				return R_INTERNAL;
 		}
 		(void)password_verify(c->app->dummy_hash, pw, pw_len);
-		return fail(c, R_UNAUTHORIZED, NULL, "invalid email or password");
+		return fail(
+		    c, R_UNAUTHORIZED, NULL, "invalid email or password");
 	}
 	match = password_verify(PQgetvalue(res, 0, 1), pw, pw_len);
 	if (!match)
-		return fail(c, R_UNAUTHORIZED, NULL, "invalid email or password");
+		return fail(
+		    c, R_UNAUTHORIZED, NULL, "invalid email or password");
 	uid = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
 	if (PQgetvalue(res, 0, 2)[0] == 't')
 		return fail(c, R_FORBIDDEN, NULL, "this account is suspended");
 	if (password_needs_rehash(PQgetvalue(res, 0, 1))) {
 		char hash[PASSWORD_HASH_MAX];
-		const char *p[2] = {hash, api_id(c, uid)};
+		const char *p[2] = { hash, api_id(c, uid) };
 
 		if (password_hash(pw, pw_len, hash) == R_SUCCESS &&
-		    db_query(c->app->db, c->a, &e, "UPDATE users SET "
-		    "password_hash = $1 WHERE id = $2", 2, p) == NULL)
+		    db_query(c->app->db, c->a, &e,
+		        "UPDATE users SET "
+		        "password_hash = $1 WHERE id = $2",
+		        2, p) == NULL)
 			return e;
 		log_info("upgraded the password hash of user %s", p[1]);
 	}
@@ -181,12 +189,12 @@ api_login(req_ctx *c)
 rerr
 api_register(req_ctx *c)
 {
-	static const char *const allowed[] = {"email", "password", "name",
-	    "device", NULL};
+	static const char *const allowed[] = { "email", "password", "name",
+		"device", NULL };
 	const char *email, *pw, *device, *name, *why, *problem;
-	const char *bucket[1] = {"register"}, *who[1];
+	const char *bucket[1] = { "register" }, *who[1];
 	const settings *s;
-	json_err je = {0};
+	json_err je = { 0 };
 	size_t pw_len;
 	int64_t uid;
 	rerr e;
@@ -198,17 +206,18 @@ api_register(req_ctx *c)
 		    "registration is closed; ask an admin for an account");
 	if ((e = json_reject_unknown(c->body, allowed, &je)) != R_SUCCESS ||
 	    (e = read_credentials(c, &email, &pw, &pw_len, &device, &je)) !=
-	    R_SUCCESS ||
+	        R_SUCCESS ||
 	    (e = json_get_string(c->body, "name", true, 1, NAME_MAX_CHARS,
-	    JSTR_NOT_BLANK, &name, NULL, &je)) != R_SUCCESS)
+	         JSTR_NOT_BLANK, &name, NULL, &je)) != R_SUCCESS)
 		return JSON_FAIL(c, e, je);
-	if ((problem = users_password_problem(pw, pw_len,
-	    s->password_min_length)) != NULL)
-		return fail(c, R_VALIDATION, "password", "%s (at least %lld bytes)",
-		    problem, (long long)s->password_min_length);
+	if ((problem = users_password_problem(
+	         pw, pw_len, s->password_min_length)) != NULL)
+		return fail(c, R_VALIDATION, "password",
+		    "%s (at least %lld bytes)", problem,
+		    (long long)s->password_min_length);
 	who[0] = auth_client_ip(c);
 	if ((e = limit_or_fail(c, bucket, who, 1, s->registrations_per_hour,
-	    3600)) != R_SUCCESS)
+	         3600)) != R_SUCCESS)
 		return e;
 	e = users_create(c->app->db, c->a, email, name, pw, pw_len,
 	    s->password_min_length, "member", false, &uid, &why);
@@ -227,15 +236,19 @@ api_logout(req_ctx *c)
 
 	if (c->user.session_id) {
 		p[0] = api_id(c, c->user.session_id);
-		if (db_query(c->app->db, c->a, &e, "UPDATE sessions SET "
-		    "revoked_at = now(), revoked_reason = 'logout' "
-		    "WHERE id = $1 AND revoked_at IS NULL", 1, p) == NULL)
+		if (db_query(c->app->db, c->a, &e,
+		        "UPDATE sessions SET "
+		        "revoked_at = now(), revoked_reason = 'logout' "
+		        "WHERE id = $1 AND revoked_at IS NULL",
+		        1, p) == NULL)
 			return e;
 		auth_forget_session(c, c->user.session_id);
 	} else {
 		p[0] = api_id(c, c->user.token_id);
-		if (db_query(c->app->db, c->a, &e, "UPDATE api_tokens SET "
-		    "revoked_at = now() WHERE id = $1", 1, p) == NULL)
+		if (db_query(c->app->db, c->a, &e,
+		        "UPDATE api_tokens SET "
+		        "revoked_at = now() WHERE id = $1",
+		        1, p) == NULL)
 			return e;
 	}
 	auth_clear_cookies(c);

@@ -44,7 +44,7 @@ bad:
 rerr
 api_reply_user(req_ctx *c, int status, int64_t id, bool private_view)
 {
-	const char *p[1] = {api_id(c, id)};
+	const char *p[1] = { api_id(c, id) };
 	PGresult *res;
 	rerr e;
 

@@ -37,14 +37,14 @@ api_users_list(req_ctx *c)
 
 	if ((e = api_query_int(c, "limit", 1, 100, 50, &limit)) != R_SUCCESS ||
 	    (e = api_query_int(c, "after", 0, 9007199254740991LL, 0, &after)) !=
-	    R_SUCCESS)
+	        R_SUCCESS)
 		return e;
 	q = http_param(c->req, "q", &qlen);
 	if (q != NULL) {
 		if (qlen == 0 || qlen != strlen(q) ||
 		    json_utf8_chars(q, qlen) > 64)
-			return fail(c, R_VALIDATION, "q",
-			    "must be 1 to 64 characters");
+			return fail(
+			    c, R_VALIDATION, "q", "must be 1 to 64 characters");
 		for (size_t i = 0; i < qlen; i++)
 			if ((unsigned char)q[i] < 0x20 || q[i] == 0x7f)
 				return fail(c, R_VALIDATION, "q",
@@ -57,7 +57,8 @@ api_users_list(req_ctx *c)
 	    "SELECT " USER_COLUMNS " FROM users WHERE deleted_at IS NULL "
 	    "AND id > $2 AND ($1::text IS NULL OR lower(name) LIKE $1 "
 	    "OR lower(coalesce(display_name, '')) LIKE $1 OR email LIKE $1) "
-	    "ORDER BY id LIMIT $3", 3, p);
+	    "ORDER BY id LIMIT $3",
+	    3, p);
 	if (res == NULL)
 		return e;
 	n = PQntuples(res);
@@ -65,16 +66,18 @@ api_users_list(req_ctx *c)
 	for (int i = 0; i < n && i < limit; i++) {
 		int64_t id = strtoll(PQgetvalue(res, i, 0), NULL, 10);
 
-		json_object_array_add(list, users_row_json(res, i,
-		    c->user.admin || id == c->user.user_id));
+		json_object_array_add(list,
+		    users_row_json(
+		        res, i, c->user.admin || id == c->user.user_id));
 	}
 	answer = json_object_new_object();
 	json_object_object_add(answer, "users", list);
-	json_object_object_add(answer, "has_more",
-	    json_object_new_boolean(n > limit));
-	json_object_object_add(answer, "next_after", n > limit ?
-	    json_i64(strtoll(PQgetvalue(res, (int)limit - 1, 0), NULL, 10)) :
-	    NULL);
+	json_object_object_add(
+	    answer, "has_more", json_object_new_boolean(n > limit));
+	json_object_object_add(answer, "next_after",
+	    n > limit ? json_i64(strtoll(
+	                    PQgetvalue(res, (int)limit - 1, 0), NULL, 10))
+	              : NULL);
 	return reply_json(c, 200, answer);
 }
 
@@ -83,6 +86,6 @@ api_user_get(req_ctx *c)
 {
 	int64_t id = router_param(&c->match, "id")->num;
 
-	return api_reply_user(c, 200, id, c->user.admin ||
-	    id == c->user.user_id);
+	return api_reply_user(
+	    c, 200, id, c->user.admin || id == c->user.user_id);
 }

@@ -37,24 +37,24 @@ tap_ok(bool cond, const char *file, int line, const char *fmt, ...)
 
 #define ok(cond, ...) tap_ok((cond), __FILE__, __LINE__, __VA_ARGS__)
 
-#define is_int(got, want, ...)                                              \
-	do {                                                                \
-		int64_t tap_g_ = (int64_t)(got), tap_w_ = (int64_t)(want);  \
-		if (!tap_ok(tap_g_ == tap_w_, __FILE__, __LINE__,           \
-		        __VA_ARGS__))                                       \
-			printf("#   got %" PRId64 ", want %" PRId64 "\n",    \
-			    tap_g_, tap_w_);                                \
+#define is_int(got, want, ...)                                                 \
+	do {                                                                   \
+		int64_t tap_g_ = (int64_t)(got), tap_w_ = (int64_t)(want);     \
+		if (!tap_ok(                                                   \
+		        tap_g_ == tap_w_, __FILE__, __LINE__, __VA_ARGS__))    \
+			printf("#   got %" PRId64 ", want %" PRId64 "\n",      \
+			    tap_g_, tap_w_);                                   \
 	} while (0)
 
-#define is_str(got, want, ...)                                              \
-	do {                                                                \
-		const char *tap_g_ = (got), *tap_w_ = (want);               \
-		bool tap_same_ = (tap_g_ == NULL && tap_w_ == NULL) ||      \
-		    (tap_g_ && tap_w_ && strcmp(tap_g_, tap_w_) == 0);      \
-		if (!tap_ok(tap_same_, __FILE__, __LINE__, __VA_ARGS__))    \
-			printf("#   got \"%s\", want \"%s\"\n",             \
-			    tap_g_ ? tap_g_ : "(null)",                     \
-			    tap_w_ ? tap_w_ : "(null)");                    \
+#define is_str(got, want, ...)                                                 \
+	do {                                                                   \
+		const char *tap_g_ = (got), *tap_w_ = (want);                  \
+		bool tap_same_ = (tap_g_ == NULL && tap_w_ == NULL) ||         \
+		    (tap_g_ && tap_w_ && strcmp(tap_g_, tap_w_) == 0);         \
+		if (!tap_ok(tap_same_, __FILE__, __LINE__, __VA_ARGS__))       \
+			printf("#   got \"%s\", want \"%s\"\n",                \
+			    tap_g_ ? tap_g_ : "(null)",                        \
+			    tap_w_ ? tap_w_ : "(null)");                       \
 	} while (0)
 
 static int

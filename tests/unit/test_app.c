@@ -18,12 +18,12 @@ static rerr
 h_echo(req_ctx *c)
 {
 	const char *name;
-	json_err e = {0};
-	static const char *const allowed[] = {"name", NULL};
+	json_err e = { 0 };
+	static const char *const allowed[] = { "name", NULL };
 
 	if (json_reject_unknown(c->body, allowed, &e) != R_SUCCESS ||
-	    json_get_string(c->body, "name", true, 1, 10, 0, &name, NULL,
-	    &e) != R_SUCCESS)
+	    json_get_string(c->body, "name", true, 1, 10, 0, &name, NULL, &e) !=
+	        R_SUCCESS)
 		return fail(c, R_VALIDATION, e.field, "%s", e.message);
 	return reply_json(c, 201, json_str(name));
 }
@@ -41,16 +41,32 @@ h_fails(req_ctx *c)
 }
 
 static const route fixtures[] = {
-	{.method = "GET", .pattern = "/t/ping", .handler = h_ping, .flags = ROUTE_NO_DB},
-	{.method = "POST", .pattern = "/t/echo", .handler = h_echo,
-	    .flags = ROUTE_NO_DB | ROUTE_JSON_BODY},
-	{.method = "GET", .pattern = "/t/items/{id:int}", .handler = h_item, .flags = ROUTE_NO_DB},
-	{.method = "GET", .pattern = "/t/needs-db", .handler = h_ping},
-	{.method = "GET", .pattern = "/t/private", .handler = h_ping,
-	    .auth = AUTH_USER},
-	{.method = "GET", .pattern = "/t/misdeclared", .handler = h_ping,
-	    .auth = AUTH_USER, .flags = ROUTE_NO_DB},
-	{.method = "GET", .pattern = "/t/fails", .handler = h_fails, .flags = ROUTE_NO_DB},
+	{ .method = "GET",
+	    .pattern = "/t/ping",
+	    .handler = h_ping,
+	    .flags = ROUTE_NO_DB },
+	{ .method = "POST",
+	    .pattern = "/t/echo",
+	    .handler = h_echo,
+	    .flags = ROUTE_NO_DB | ROUTE_JSON_BODY },
+	{ .method = "GET",
+	    .pattern = "/t/items/{id:int}",
+	    .handler = h_item,
+	    .flags = ROUTE_NO_DB },
+	{ .method = "GET", .pattern = "/t/needs-db", .handler = h_ping },
+	{ .method = "GET",
+	    .pattern = "/t/private",
+	    .handler = h_ping,
+	    .auth = AUTH_USER },
+	{ .method = "GET",
+	    .pattern = "/t/misdeclared",
+	    .handler = h_ping,
+	    .auth = AUTH_USER,
+	    .flags = ROUTE_NO_DB },
+	{ .method = "GET",
+	    .pattern = "/t/fails",
+	    .handler = h_fails,
+	    .flags = ROUTE_NO_DB },
 };
 
 typedef struct {
@@ -85,9 +101,9 @@ run(const char *method, const char *uri, const char *ctype, const char *body,
     size_t body_len)
 {
 	char m[64], u[4096], ct[128], cl[64];
-	char *env[8] = {m, u, NULL};
+	char *env[8] = { m, u, NULL };
 	int n = 2;
-	src s = {body, body_len, 0};
+	src s = { body, body_len, 0 };
 	http_response res;
 	int status;
 
@@ -126,14 +142,18 @@ main(void)
 	setenv("ROOST_REDIS_URL", "unix:///nonexistent/redis.sock", 1);
 	setenv("ROOST_BODY_LIMIT", "65536", 1);
 	setenv("ROOST_LOG_LEVEL", "error", 1);
-	setenv("ROOST_JWT_SECRET", "0123456789abcdef0123456789abcdef0123456789abcdef", 1);
-	ok(app_init(&ap, NULL, "test", err, sizeof(err)) == 0, "app starts: %s", err);
+	setenv("ROOST_JWT_SECRET",
+	    "0123456789abcdef0123456789abcdef0123456789abcdef", 1);
+	ok(app_init(&ap, NULL, "test", err, sizeof(err)) == 0, "app starts: %s",
+	    err);
 	ap.routes = fixtures;
 	ap.n_routes = sizeof(fixtures) / sizeof(fixtures[0]);
 
-	is_int(run("GET", "/t/ping", NULL, NULL, 0), 200, "fixture route answers");
+	is_int(
+	    run("GET", "/t/ping", NULL, NULL, 0), 200, "fixture route answers");
 	ok(has("\r\n\r\n\"pong\""), "JSON body");
-	ok(has("Content-Type: application/json; charset=utf-8"), "JSON content type");
+	ok(has("Content-Type: application/json; charset=utf-8"),
+	    "JSON content type");
 	ok(has("X-Request-Id: "), "request id header");
 	ok(has("Cache-Control: no-store"), "no-store on API answers");
 
@@ -147,63 +167,82 @@ main(void)
 
 	is_int(run("GET", "/t/items/12", NULL, NULL, 0), 200, "typed param");
 	ok(has("\r\n\r\n12"), "param value reaches the handler");
-	is_int(run("GET", "/t/items/-1", NULL, NULL, 0), 400, "negative id is 400");
-	ok(has("\"field\":\"id\"") && has("VALIDATION_ERROR"), "names the id field");
+	is_int(run("GET", "/t/items/-1", NULL, NULL, 0), 400,
+	    "negative id is 400");
+	ok(has("\"field\":\"id\"") && has("VALIDATION_ERROR"),
+	    "names the id field");
 
 	const char *good = "{\"name\":\"ana\"}";
-	is_int(run("POST", "/t/echo", "application/json", good, strlen(good)), 201, "JSON route");
+	is_int(run("POST", "/t/echo", "application/json", good, strlen(good)),
+	    201, "JSON route");
 	ok(has("\"ana\""), "echoed");
-	is_int(run("POST", "/t/echo", "text/plain", good, strlen(good)), 415, "wrong content type");
+	is_int(run("POST", "/t/echo", "text/plain", good, strlen(good)), 415,
+	    "wrong content type");
 	ok(has("UNSUPPORTED_MEDIA_TYPE"), "415 code");
-	is_int(run("POST", "/t/echo", NULL, good, strlen(good)), 415, "missing content type");
-	is_int(run("POST", "/t/echo", "application/json", "", 0), 400, "empty JSON body");
-	is_int(run("POST", "/t/echo", "application/json", "{\"name\":", 8), 400, "truncated JSON");
+	is_int(run("POST", "/t/echo", NULL, good, strlen(good)), 415,
+	    "missing content type");
+	is_int(run("POST", "/t/echo", "application/json", "", 0), 400,
+	    "empty JSON body");
+	is_int(run("POST", "/t/echo", "application/json", "{\"name\":", 8), 400,
+	    "truncated JSON");
 	ok(has("BAD_REQUEST"), "malformed JSON is BAD_REQUEST");
-	is_int(run("POST", "/t/echo", "application/json", "[1]", 3), 400, "array body refused");
+	is_int(run("POST", "/t/echo", "application/json", "[1]", 3), 400,
+	    "array body refused");
 	ok(has("VALIDATION_ERROR"), "non-object body is a validation error");
 	const char *dup = "{\"name\":\"a\",\"name\":\"b\"}";
-	is_int(run("POST", "/t/echo", "application/json", dup, strlen(dup)), 400, "duplicate keys refused");
+	is_int(run("POST", "/t/echo", "application/json", dup, strlen(dup)),
+	    400, "duplicate keys refused");
 	const char *bad8 = "{\"name\":\"\xff\"}";
-	is_int(run("POST", "/t/echo", "application/json", bad8, strlen(bad8)), 400, "invalid UTF-8 refused");
+	is_int(run("POST", "/t/echo", "application/json", bad8, strlen(bad8)),
+	    400, "invalid UTF-8 refused");
 	{
 		char *deep = malloc(20001);
 
 		memset(deep, '[', 10000);
 		memset(deep + 10000, ']', 10000);
-		is_int(run("POST", "/t/echo", "application/json", deep, 20000), 400,
-		    "10,000-deep nesting is 400");
+		is_int(run("POST", "/t/echo", "application/json", deep, 20000),
+		    400, "10,000-deep nesting is 400");
 		ok(has("BAD_REQUEST"), "deep nesting error body");
 		free(deep);
 		deep = calloc(1, 70000);
 		memset(deep, ' ', 69999);
-		is_int(run("POST", "/t/echo", "application/json", deep, 69999), 413,
-		    "body over the limit is 413");
+		is_int(run("POST", "/t/echo", "application/json", deep, 69999),
+		    413, "body over the limit is 413");
 		ok(has("PAYLOAD_TOO_LARGE"), "413 code");
 		free(deep);
 	}
 	const char *unk = "{\"name\":\"a\",\"role\":\"admin\"}";
-	is_int(run("POST", "/t/echo", "application/json", unk, strlen(unk)), 400, "unknown field refused");
+	is_int(run("POST", "/t/echo", "application/json", unk, strlen(unk)),
+	    400, "unknown field refused");
 	ok(has("\"field\":\"role\""), "names the unknown field");
 	const char *lng = "{\"name\":\"abcdefghijk\"}";
-	is_int(run("POST", "/t/echo", "application/json", lng, strlen(lng)), 400, "too long refused");
+	is_int(run("POST", "/t/echo", "application/json", lng, strlen(lng)),
+	    400, "too long refused");
 	ok(has("\"field\":\"name\""), "names the long field");
 
-	is_int(run("GET", "/t/needs-db", NULL, NULL, 0), 503, "database down is 503");
-	ok(has("SERVICE_UNAVAILABLE") && has("Retry-After: 1"), "503 body and Retry-After");
+	is_int(run("GET", "/t/needs-db", NULL, NULL, 0), 503,
+	    "database down is 503");
+	ok(has("SERVICE_UNAVAILABLE") && has("Retry-After: 1"),
+	    "503 body and Retry-After");
 	is_int(run("GET", "/t/private", NULL, NULL, 0), 503,
 	    "an auth route needs the database before anything else");
 	is_int(run("GET", "/t/misdeclared", NULL, NULL, 0), 500,
 	    "an auth route declared database-free is refused");
-	is_int(run("GET", "/t/fails", NULL, NULL, 0), 409, "handler error status");
-	ok(has("\"field\":\"thing\"") && has("already there"), "handler error detail");
-	is_int(run("GET", "/t/../etc/passwd", NULL, NULL, 0), 400, "traversal is 400");
+	is_int(
+	    run("GET", "/t/fails", NULL, NULL, 0), 409, "handler error status");
+	ok(has("\"field\":\"thing\"") && has("already there"),
+	    "handler error detail");
+	is_int(run("GET", "/t/../etc/passwd", NULL, NULL, 0), 400,
+	    "traversal is 400");
 	ok(has("BAD_REQUEST"), "traversal error body");
 
 	/* the real table: health with both backends down */
 	ap.routes = api_routes;
 	ap.n_routes = api_routes_count;
-	is_int(run("GET", "/api/v1/health", NULL, NULL, 0), 503, "health with nothing up");
-	ok(has("\"db\":\"down\"") && has("\"redis\":\"down\""), "health names what is down");
+	is_int(run("GET", "/api/v1/health", NULL, NULL, 0), 503,
+	    "health with nothing up");
+	ok(has("\"db\":\"down\"") && has("\"redis\":\"down\""),
+	    "health names what is down");
 
 	/* no growth over many requests */
 	ap.routes = fixtures;

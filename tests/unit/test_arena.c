@@ -30,7 +30,8 @@ main(void)
 	ok(((uintptr_t)p1 % 16) == 0 && ((uintptr_t)p2 % 16) == 0,
 	    "allocations are 16-byte aligned");
 	ok(p1 != p2, "two allocations differ");
-	ok(arena_alloc(a, 0) != arena_alloc(a, 0), "zero-size allocations are unique");
+	ok(arena_alloc(a, 0) != arena_alloc(a, 0),
+	    "zero-size allocations are unique");
 
 	s = arena_strndup(a, "ab\0cd", 5);
 	ok(s[2] == '\0' && s[3] == 'c' && s[5] == '\0',

@@ -6,11 +6,12 @@
 #include "config.h"
 #include "tap.h"
 
-static const char *vars[] = {"ROOST_DATABASE_URL", "ROOST_REDIS_URL",
-    "ROOST_JWT_SECRET", "ROOST_SCHEMA", "ROOST_TENANT_MODE", "ROOST_SQL_DIR",
-    "ROOST_BASE_PATH", "ROOST_LOG_LEVEL", "ROOST_BODY_LIMIT",
-    "ROOST_STATEMENT_TIMEOUT_MS", "ROOST_CONNECT_TIMEOUT",
-    "ROOST_MIGRATE_ON_START", "ROOST_CONFIG", NULL};
+static const char *vars[] = { "ROOST_DATABASE_URL", "ROOST_REDIS_URL",
+	"ROOST_JWT_SECRET", "ROOST_SCHEMA", "ROOST_TENANT_MODE",
+	"ROOST_SQL_DIR", "ROOST_BASE_PATH", "ROOST_LOG_LEVEL",
+	"ROOST_BODY_LIMIT", "ROOST_STATEMENT_TIMEOUT_MS",
+	"ROOST_CONNECT_TIMEOUT", "ROOST_MIGRATE_ON_START", "ROOST_CONFIG",
+	NULL };
 
 static void
 clear(void)
@@ -52,18 +53,20 @@ main(void)
 
 	unsetenv("ROOST_DATABASE_URL");
 	ok(config_load(&c, NULL, err, sizeof(err)) != 0 &&
-	    strstr(err, "ROOST_DATABASE_URL") != NULL,
+	        strstr(err, "ROOST_DATABASE_URL") != NULL,
 	    "missing database URL is named");
 
 	clear();
 	setenv("ROOST_JWT_SECRET", "short", 1);
 	ok(config_load(&c, NULL, err, sizeof(err)) != 0 &&
-	    strstr(err, "32 bytes") != NULL, "short JWT secret refused");
+	        strstr(err, "32 bytes") != NULL,
+	    "short JWT secret refused");
 
 	clear();
 	setenv("ROOST_SCHEMA", "Robert'); DROP", 1);
 	ok(config_load(&c, NULL, err, sizeof(err)) != 0 &&
-	    strstr(err, "ROOST_SCHEMA") != NULL, "hostile schema name refused");
+	        strstr(err, "ROOST_SCHEMA") != NULL,
+	    "hostile schema name refused");
 	setenv("ROOST_SCHEMA", "pg_catalog", 1);
 	ok(config_load(&c, NULL, err, sizeof(err)) != 0,
 	    "system schema refused");
@@ -71,9 +74,11 @@ main(void)
 	clear();
 	setenv("ROOST_BODY_LIMIT", "12abc", 1);
 	ok(config_load(&c, NULL, err, sizeof(err)) != 0 &&
-	    strstr(err, "ROOST_BODY_LIMIT") != NULL, "non-numeric limit refused");
+	        strstr(err, "ROOST_BODY_LIMIT") != NULL,
+	    "non-numeric limit refused");
 	setenv("ROOST_BODY_LIMIT", "99999999999999999999", 1);
-	ok(config_load(&c, NULL, err, sizeof(err)) != 0, "overflowing limit refused");
+	ok(config_load(&c, NULL, err, sizeof(err)) != 0,
+	    "overflowing limit refused");
 	setenv("ROOST_BODY_LIMIT", "2048", 1);
 	ok(config_load(&c, NULL, err, sizeof(err)) == 0 && c.body_limit == 2048,
 	    "numeric limit accepted");
@@ -81,15 +86,16 @@ main(void)
 
 	clear();
 	setenv("ROOST_BASE_PATH", "/chat/", 1);
-	ok(config_load(&c, NULL, err, sizeof(err)) != 0, "base path with trailing slash refused");
+	ok(config_load(&c, NULL, err, sizeof(err)) != 0,
+	    "base path with trailing slash refused");
 
 	/* file values, environment precedence, quoting, comments */
 	clear();
 	f = write_file("# comment\n"
-	    "ROOST_SCHEMA = tenant_a\n"
-	    "ROOST_BODY_LIMIT = 4096\n"
-	    "ROOST_LOG_LEVEL = \"debug\"\n"
-	    "ROOST_MIGRATE_ON_START = yes\n\n");
+	               "ROOST_SCHEMA = tenant_a\n"
+	               "ROOST_BODY_LIMIT = 4096\n"
+	               "ROOST_LOG_LEVEL = \"debug\"\n"
+	               "ROOST_MIGRATE_ON_START = yes\n\n");
 	setenv("ROOST_BODY_LIMIT", "8192", 1);
 	ok(config_load(&c, f, err, sizeof(err)) == 0, "file loads");
 	is_str(c.schema, "tenant_a", "file sets schema");
@@ -103,16 +109,19 @@ main(void)
 	clear();
 	f = write_file("ROOST_NOPE = 1\n");
 	ok(config_load(&c, f, err, sizeof(err)) != 0 &&
-	    strstr(err, "unknown key") != NULL, "unknown key in file refused");
+	        strstr(err, "unknown key") != NULL,
+	    "unknown key in file refused");
 	unlink(f);
 	f = write_file("just words\n");
 	ok(config_load(&c, f, err, sizeof(err)) != 0 &&
-	    strstr(err, ":1:") != NULL, "syntax error names the line");
+	        strstr(err, ":1:") != NULL,
+	    "syntax error names the line");
 	unlink(f);
 	ok(config_load(&c, "/nonexistent/roost.conf", err, sizeof(err)) != 0,
 	    "missing file is an error");
 	setenv("ROOST_CONFIG", "/nonexistent/x.conf", 1);
 	ok(config_load(&c, NULL, err, sizeof(err)) != 0 &&
-	    strstr(err, "/nonexistent/x.conf") != NULL, "ROOST_CONFIG is read");
+	        strstr(err, "/nonexistent/x.conf") != NULL,
+	    "ROOST_CONFIG is read");
 	return tap_done();
 }

@@ -24,7 +24,8 @@ main(void)
 		complete &= c != NULL && c[0] >= 'A' && c[0] <= 'Z';
 		complete &= rerr_message((rerr)e)[0] != '\0';
 		complete &= rerr_status((rerr)e) >= 200;
-		complete &= strcmp(http_reason(rerr_status((rerr)e)), "Unknown") != 0;
+		complete &=
+		    strcmp(http_reason(rerr_status((rerr)e)), "Unknown") != 0;
 	}
 	ok(complete, "every rerr has a code, message, status and reason");
 	is_str(http_reason(404), "Not Found", "reason phrase");

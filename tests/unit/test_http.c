@@ -17,7 +17,7 @@ parse(arena *a, http_request *r, const char **why, const char *method,
     const char *uri, const char *extra1, const char *extra2)
 {
 	static char m[64], u[1024];
-	char *env[6] = {0};
+	char *env[6] = { 0 };
 	int n = 0;
 
 	snprintf(m, sizeof(m), "REQUEST_METHOD=%s", method);
@@ -68,8 +68,9 @@ main(void)
 	size_t len;
 
 	ok(parse(a, &r, &why, "GET", "/api/v1/health?x=1&y=a%20b&z=c+d",
-	    "HTTP_ACCEPT=application/json", "HTTP_X_FORWARDED_FOR=1.2.3.4")
-	    == R_SUCCESS, "plain request parses");
+	       "HTTP_ACCEPT=application/json",
+	       "HTTP_X_FORWARDED_FOR=1.2.3.4") == R_SUCCESS,
+	    "plain request parses");
 	is_str(r.method, "GET", "method");
 	is_str(r.path, "/api/v1/health", "path");
 	is_str(r.query, "x=1&y=a%20b&z=c+d", "raw query");
@@ -77,36 +78,40 @@ main(void)
 	is_str(http_param(&r, "y", NULL), "a b", "percent-decoded param");
 	is_str(http_param(&r, "z", NULL), "c d", "plus is space in query");
 	ok(http_param(&r, "nope", NULL) == NULL, "absent param is NULL");
-	is_str(http_header(&r, "Accept"), "application/json", "header lookup is case-insensitive");
-	is_str(http_header(&r, "x-forwarded-for"), "1.2.3.4", "underscores become dashes");
+	is_str(http_header(&r, "Accept"), "application/json",
+	    "header lookup is case-insensitive");
+	is_str(http_header(&r, "x-forwarded-for"), "1.2.3.4",
+	    "underscores become dashes");
 	is_int(strlen(r.request_id), 32, "request id is 32 hex chars");
 	arena_reset(a);
 
 	/* path decoding and traversal */
-	ok(parse(a, &r, &why, "GET", "/api/v1/caf%C3%A9", NULL, NULL) == R_SUCCESS &&
-	    strcmp(r.path, "/api/v1/caf\xc3\xa9") == 0, "UTF-8 path decoded");
+	ok(parse(a, &r, &why, "GET", "/api/v1/caf%C3%A9", NULL, NULL) ==
+	            R_SUCCESS &&
+	        strcmp(r.path, "/api/v1/caf\xc3\xa9") == 0,
+	    "UTF-8 path decoded");
 	is_int(parse(a, &r, &why, "GET", "/api/../etc/passwd", NULL, NULL),
 	    R_BAD_REQUEST, "'..' segment refused");
 	is_int(parse(a, &r, &why, "GET", "/api/%2e%2e/etc/passwd", NULL, NULL),
 	    R_BAD_REQUEST, "encoded '..' refused");
-	is_int(parse(a, &r, &why, "GET", "/api/./x", NULL, NULL),
-	    R_BAD_REQUEST, "'.' segment refused");
-	is_int(parse(a, &r, &why, "GET", "/api/..", NULL, NULL),
-	    R_BAD_REQUEST, "trailing '..' refused");
+	is_int(parse(a, &r, &why, "GET", "/api/./x", NULL, NULL), R_BAD_REQUEST,
+	    "'.' segment refused");
+	is_int(parse(a, &r, &why, "GET", "/api/..", NULL, NULL), R_BAD_REQUEST,
+	    "trailing '..' refused");
 	is_int(parse(a, &r, &why, "GET", "/api/a%2fb", NULL, NULL),
 	    R_BAD_REQUEST, "encoded slash refused");
 	is_int(parse(a, &r, &why, "GET", "/api/a%00b", NULL, NULL),
 	    R_BAD_REQUEST, "encoded NUL refused");
 	is_int(parse(a, &r, &why, "GET", "/api/a%5c..%5cb", NULL, NULL),
 	    R_BAD_REQUEST, "encoded backslash refused");
-	is_int(parse(a, &r, &why, "GET", "/api/%zz", NULL, NULL),
-	    R_BAD_REQUEST, "malformed escape refused");
-	is_int(parse(a, &r, &why, "GET", "/api/%4", NULL, NULL),
-	    R_BAD_REQUEST, "truncated escape refused");
+	is_int(parse(a, &r, &why, "GET", "/api/%zz", NULL, NULL), R_BAD_REQUEST,
+	    "malformed escape refused");
+	is_int(parse(a, &r, &why, "GET", "/api/%4", NULL, NULL), R_BAD_REQUEST,
+	    "truncated escape refused");
 	is_int(parse(a, &r, &why, "GET", "/api/%ff%fe", NULL, NULL),
 	    R_BAD_REQUEST, "invalid UTF-8 path refused");
-	is_int(parse(a, &r, &why, "GET", "api/v1", NULL, NULL),
-	    R_BAD_REQUEST, "relative path refused");
+	is_int(parse(a, &r, &why, "GET", "api/v1", NULL, NULL), R_BAD_REQUEST,
+	    "relative path refused");
 	ok(parse(a, &r, &why, "GET", "/a..b/..c", NULL, NULL) == R_SUCCESS,
 	    "dots inside names are fine");
 
@@ -130,26 +135,27 @@ main(void)
 	}
 	is_int(parse(a, &r, &why, "GET", "/?a=1&b=2&c=3&d=4", NULL, NULL),
 	    R_BAD_REQUEST, "too many query params");
-	is_int(parse(a, &r, &why, "GET", "/?a=%zz", NULL, NULL),
-	    R_BAD_REQUEST, "malformed query escape");
-	is_int(parse(a, &r, &why, "GET", "/?a=%ff", NULL, NULL),
-	    R_BAD_REQUEST, "invalid UTF-8 in query");
-	is_int(parse(a, &r, &why, "GET", "/?a%00=1", NULL, NULL),
-	    R_BAD_REQUEST, "NUL in query key");
+	is_int(parse(a, &r, &why, "GET", "/?a=%zz", NULL, NULL), R_BAD_REQUEST,
+	    "malformed query escape");
+	is_int(parse(a, &r, &why, "GET", "/?a=%ff", NULL, NULL), R_BAD_REQUEST,
+	    "invalid UTF-8 in query");
+	is_int(parse(a, &r, &why, "GET", "/?a%00=1", NULL, NULL), R_BAD_REQUEST,
+	    "NUL in query key");
 	ok(parse(a, &r, &why, "GET", "/?a=x%00y", NULL, NULL) == R_SUCCESS &&
-	    (http_param(&r, "a", &len), len == 3),
+	        (http_param(&r, "a", &len), len == 3),
 	    "NUL in a value is kept with its length for the handler to judge");
 	{
-		char *env[] = {"REQUEST_METHOD=GET", "REQUEST_URI=/",
-		    "HTTP_A=1", "HTTP_B=2", "HTTP_C=3", "HTTP_D=4", "HTTP_E=5",
-		    NULL};
+		char *env[] = { "REQUEST_METHOD=GET", "REQUEST_URI=/",
+			"HTTP_A=1", "HTTP_B=2", "HTTP_C=3", "HTTP_D=4",
+			"HTTP_E=5", NULL };
 
 		is_int(http_request_from_env(&r, a, env, "", &lim, &why),
 		    R_HEADERS_TOO_LARGE, "too many headers is 431");
 	}
 	{
 		static char big[300];
-		char *env[] = {"REQUEST_METHOD=GET", "REQUEST_URI=/", big, NULL};
+		char *env[] = { "REQUEST_METHOD=GET", "REQUEST_URI=/", big,
+			NULL };
 
 		memset(big, 'v', sizeof(big) - 1);
 		memcpy(big, "HTTP_BIG=", 9);
@@ -163,24 +169,25 @@ main(void)
 	is_int(parse(a, &r, &why, "POST", "/", "CONTENT_LENGTH=1e3", NULL),
 	    R_BAD_REQUEST, "non-numeric Content-Length");
 	is_int(parse(a, &r, &why, "POST", "/",
-	    "CONTENT_LENGTH=99999999999999999999999", NULL),
+	           "CONTENT_LENGTH=99999999999999999999999", NULL),
 	    R_BAD_REQUEST, "overflowing Content-Length");
 
 	/* body */
 	{
-		src s = {"{\"a\":1}", 7, 0};
+		src s = { "{\"a\":1}", 7, 0 };
 
 		ok(parse(a, &r, &why, "POST", "/", "CONTENT_LENGTH=7",
-		    "CONTENT_TYPE=Application/JSON; charset=utf-8") == R_SUCCESS,
+		       "CONTENT_TYPE=Application/JSON; charset=utf-8") ==
+		        R_SUCCESS,
 		    "POST parses");
 		ok(http_read_body(&r, mem_read, &s, &why) == R_SUCCESS &&
-		    r.body_len == 7 && strcmp(r.body, "{\"a\":1}") == 0,
+		        r.body_len == 7 && strcmp(r.body, "{\"a\":1}") == 0,
 		    "body read in pieces");
 		is_str(http_media_type(&r), "application/json",
 		    "media type lower-cased without parameters");
 	}
 	{
-		src s = {"abc", 3, 0};
+		src s = { "abc", 3, 0 };
 
 		parse(a, &r, &why, "POST", "/", "CONTENT_LENGTH=10", NULL);
 		is_int(http_read_body(&r, mem_read, &s, &why), R_BAD_REQUEST,
@@ -189,31 +196,35 @@ main(void)
 
 	/* fallbacks: no REQUEST_URI, base path */
 	{
-		char *env[] = {"REQUEST_METHOD=GET", "SCRIPT_NAME=/cgi/roost.cgi",
-		    "PATH_INFO=/api/v1/health", NULL};
+		char *env[] = { "REQUEST_METHOD=GET",
+			"SCRIPT_NAME=/cgi/roost.cgi",
+			"PATH_INFO=/api/v1/health", NULL };
 
-		ok(http_request_from_env(&r, a, env, "/cgi/roost.cgi", &lim,
-		    &why) == R_SUCCESS && strcmp(r.path, "/api/v1/health") == 0,
+		ok(http_request_from_env(
+		       &r, a, env, "/cgi/roost.cgi", &lim, &why) == R_SUCCESS &&
+		        strcmp(r.path, "/api/v1/health") == 0,
 		    "SCRIPT_NAME + PATH_INFO with base path stripped");
 	}
 	{
-		char *env[] = {"REQUEST_METHOD=GET",
-		    "REQUEST_URI=/chatx/api", NULL};
+		char *env[] = { "REQUEST_METHOD=GET", "REQUEST_URI=/chatx/api",
+			NULL };
 
 		ok(http_request_from_env(&r, a, env, "/chat", &lim, &why) ==
-		    R_SUCCESS && strcmp(r.path, "/chatx/api") == 0,
+		            R_SUCCESS &&
+		        strcmp(r.path, "/chatx/api") == 0,
 		    "base path only strips whole segments");
 	}
 	{
-		char *env[] = {"REQUEST_METHOD=GET", "REQUEST_URI=/",
-		    "HTTP_X_REQUEST_ID=abc-123_XYZ", NULL};
+		char *env[] = { "REQUEST_METHOD=GET", "REQUEST_URI=/",
+			"HTTP_X_REQUEST_ID=abc-123_XYZ", NULL };
 
 		http_request_from_env(&r, a, env, "", &lim, &why);
-		is_str(r.request_id, "abc-123_XYZ", "client request id kept when sane");
+		is_str(r.request_id, "abc-123_XYZ",
+		    "client request id kept when sane");
 	}
 	{
-		char *env[] = {"REQUEST_METHOD=GET", "REQUEST_URI=/",
-		    "HTTP_X_REQUEST_ID=bad id\" with stuff", NULL};
+		char *env[] = { "REQUEST_METHOD=GET", "REQUEST_URI=/",
+			"HTTP_X_REQUEST_ID=bad id\" with stuff", NULL };
 
 		http_request_from_env(&r, a, env, "", &lim, &why);
 		is_int(strlen(r.request_id), 32, "hostile request id replaced");
@@ -234,12 +245,14 @@ main(void)
 		    "status line");
 		ok(strstr(out.data, "Content-Length: 2\r\n\r\n{}") != NULL,
 		    "content length then body");
-		is_int(res.n_headers, 20, "headers grow past the initial capacity");
+		is_int(res.n_headers, 20,
+		    "headers grow past the initial capacity");
 		buf_reset(&out);
 		res.head_only = true;
 		http_response_write(&res, buf_write, &out);
 		ok(strstr(out.data, "Content-Length: 2\r\n\r\n") != NULL &&
-		    out.data[out.len - 1] == '\n', "HEAD sends headers only");
+		        out.data[out.len - 1] == '\n',
+		    "HEAD sends headers only");
 		buf_free(&out);
 		http_response_free(&res);
 	}

@@ -34,7 +34,7 @@ show(const char *s, size_t len)
 static rerr
 parse_n(const char *text, size_t len, json_object **out, const char **msg)
 {
-	json_err e = {NULL, NULL};
+	json_err e = { NULL, NULL };
 	json_object *o = NULL;
 	rerr r = json_parse_strict(A, text, len, &o, &e);
 
@@ -420,7 +420,7 @@ static void
 test_nul_values(void)
 {
 	json_object *o = must_parse("{\"s\":\"a\\u0000b\",\"t\":\"\\u0000\"}");
-	json_err e = {NULL, NULL};
+	json_err e = { NULL, NULL };
 	const char *s = NULL;
 	size_t len = 0;
 
@@ -462,7 +462,7 @@ test_get_string(void)
 	size_t len;
 
 #define GS(key, req, lo, hi, fl)                                               \
-	(e = (json_err){NULL, NULL}, s = (const char *)&s, len = 99,           \
+	(e = (json_err){ NULL, NULL }, s = (const char *)&s, len = 99,         \
 	    json_get_string(o, key, req, lo, hi, fl, &s, &len, &e))
 
 	ok(GS("name", true, 1, 5, 0) == R_SUCCESS, "5 code points fit max 5");
@@ -532,7 +532,7 @@ test_get_string(void)
 	ok(GS("emoji", true, 0, 10, JSTR_NOT_BLANK) == R_SUCCESS,
 	    "emoji is not blank");
 
-	e = (json_err){NULL, NULL};
+	e = (json_err){ NULL, NULL };
 	ok(json_get_string(o, "name", true, 0, 10, 0, &s, NULL, &e) ==
 	        R_SUCCESS,
 	    "out_len may be NULL");
@@ -546,7 +546,7 @@ test_get_string(void)
 	o = json_object_new_object();
 	json_object_object_add(o, "bad", json_strn("a\xff", 2));
 	json_object_object_add(o, "sur", json_strn("\xed\xa0\x80", 3));
-	e = (json_err){NULL, NULL};
+	e = (json_err){ NULL, NULL };
 	ok(json_get_string(o, "bad", true, 0, 10, 0, &s, &len, &e) ==
 	        R_VALIDATION,
 	    "invalid UTF-8 refused");
@@ -574,7 +574,7 @@ test_get_int(void)
 	bool present;
 
 #define GI(key, req, lo, hi)                                                   \
-	(e = (json_err){NULL, NULL}, v = -12345, present = false,              \
+	(e = (json_err){ NULL, NULL }, v = -12345, present = false,            \
 	    json_get_int(o, key, req, lo, hi, &v, &present, &e))
 
 	ok(GI("n", true, 0, 100) == R_SUCCESS && present, "int read");
@@ -632,7 +632,7 @@ test_get_int(void)
 	    "required missing");
 	is_str(e.message, "is required", "required message");
 	is_str(e.field, "missing", "required field");
-	e = (json_err){NULL, NULL};
+	e = (json_err){ NULL, NULL };
 	ok(json_get_int(o, "n", true, 0, 100, &v, NULL, &e) == R_SUCCESS,
 	    "present may be NULL");
 #undef GI
@@ -665,11 +665,12 @@ test_get_bool_enum_object(void)
 	    "{\"t\":true,\"f\":false,\"one\":1,"
 	    "\"s\":\"true\",\"z\":null,\"role\":\"admin\",\"bad\":\"root\","
 	    "\"nul\":\"admin\\u0000\"}");
-	static const char *const roles[] = {"user", "moderator", "admin", NULL};
-	static const char *const allowed[] = {
-	    "t", "f", "one", "s", "z", "role", "bad", "nul", NULL};
-	static const char *const fewer[] = {"t", "f", NULL};
-	json_err e = {NULL, NULL};
+	static const char *const roles[] = { "user", "moderator", "admin",
+		NULL };
+	static const char *const allowed[] = { "t", "f", "one", "s", "z",
+		"role", "bad", "nul", NULL };
+	static const char *const fewer[] = { "t", "f", NULL };
+	json_err e = { NULL, NULL };
 	bool b = false, present = false;
 	int idx = 99;
 
@@ -697,7 +698,7 @@ test_get_bool_enum_object(void)
 	is_str(e.message, "is required", "bool required message");
 	is_str(e.field, "missing", "bool required field");
 
-	e = (json_err){NULL, NULL};
+	e = (json_err){ NULL, NULL };
 	ok(json_get_enum(o, "role", true, roles, &idx, &e) == R_SUCCESS,
 	    "enum read");
 	is_int(idx, 2, "enum index");
@@ -718,7 +719,7 @@ test_get_bool_enum_object(void)
 	    "required enum missing");
 	is_str(e.message, "is required", "enum required message");
 
-	e = (json_err){"x", NULL};
+	e = (json_err){ "x", NULL };
 	ok(json_require_object(o, &e) == R_SUCCESS, "object is an object");
 	ok(json_require_object(json_object_object_get(o, "t"), &e) ==
 	        R_VALIDATION,
@@ -729,7 +730,7 @@ test_get_bool_enum_object(void)
 	ok(json_require_object(must_parse("[{}]"), &e) == R_VALIDATION,
 	    "array body");
 
-	e = (json_err){NULL, NULL};
+	e = (json_err){ NULL, NULL };
 	ok(json_reject_unknown(o, allowed, &e) == R_SUCCESS,
 	    "all fields known");
 	ok(json_reject_unknown(o, fewer, &e) == R_VALIDATION,
@@ -756,40 +757,40 @@ test_utf8(void)
 		bool valid;
 		const char *name;
 	} cases[] = {
-	    {"", 0, true, "empty"},
-	    {"abc", 3, true, "ASCII"},
-	    {"\0", 1, true, "NUL"},
-	    {"\xc3\xa9", 2, true, "U+00E9"},
-	    {"\xc2\x80", 2, true, "U+0080"},
-	    {"\xdf\xbf", 2, true, "U+07FF"},
-	    {"\xe0\xa0\x80", 3, true, "U+0800"},
-	    {"\xed\x9f\xbf", 3, true, "U+D7FF"},
-	    {"\xee\x80\x80", 3, true, "U+E000"},
-	    {"\xef\xbf\xbf", 3, true, "U+FFFF"},
-	    {"\xf0\x90\x80\x80", 4, true, "U+10000"},
-	    {"\xf4\x8f\xbf\xbf", 4, true, "U+10FFFF"},
-	    {"\xc0\x80", 2, false, "C0 80 overlong NUL"},
-	    {"\xc1\xbf", 2, false, "C1 BF overlong"},
-	    {"\xe0\x80\x80", 3, false, "E0 80 80 overlong"},
-	    {"\xe0\x9f\xbf", 3, false, "E0 9F BF overlong"},
-	    {"\xf0\x8f\xbf\xbf", 4, false, "F0 8F BF BF overlong"},
-	    {"\xed\xa0\x80", 3, false, "ED A0 80 surrogate"},
-	    {"\xed\xbf\xbf", 3, false, "ED BF BF surrogate"},
-	    {"\xf4\x90\x80\x80", 4, false, "F4 90 80 80 > U+10FFFF"},
-	    {"\xf5\x80\x80\x80", 4, false, "F5"},
-	    {"\xf8\x88\x80\x80\x80", 5, false, "F8 five-byte form"},
-	    {"\xfe", 1, false, "FE"},
-	    {"\xff", 1, false, "FF"},
-	    {"\x80", 1, false, "lone continuation"},
-	    {"\xc3", 1, false, "truncated 2-byte"},
-	    {"\xe2\x82", 2, false, "truncated 3-byte"},
-	    {"\xf0\x9f\x98", 3, false, "truncated 4-byte"},
-	    {"\xc3"
-	     "a",
-	        2, false, "bad continuation"},
-	    {"\xe2\x28\xa1", 3, false, "bad second byte"},
-	    {"\xf0\x9f\x98\x28", 4, false, "bad fourth byte"},
-	    {"a\xc3\xa9\xc3", 4, false, "valid then truncated"},
+		{ "", 0, true, "empty" },
+		{ "abc", 3, true, "ASCII" },
+		{ "\0", 1, true, "NUL" },
+		{ "\xc3\xa9", 2, true, "U+00E9" },
+		{ "\xc2\x80", 2, true, "U+0080" },
+		{ "\xdf\xbf", 2, true, "U+07FF" },
+		{ "\xe0\xa0\x80", 3, true, "U+0800" },
+		{ "\xed\x9f\xbf", 3, true, "U+D7FF" },
+		{ "\xee\x80\x80", 3, true, "U+E000" },
+		{ "\xef\xbf\xbf", 3, true, "U+FFFF" },
+		{ "\xf0\x90\x80\x80", 4, true, "U+10000" },
+		{ "\xf4\x8f\xbf\xbf", 4, true, "U+10FFFF" },
+		{ "\xc0\x80", 2, false, "C0 80 overlong NUL" },
+		{ "\xc1\xbf", 2, false, "C1 BF overlong" },
+		{ "\xe0\x80\x80", 3, false, "E0 80 80 overlong" },
+		{ "\xe0\x9f\xbf", 3, false, "E0 9F BF overlong" },
+		{ "\xf0\x8f\xbf\xbf", 4, false, "F0 8F BF BF overlong" },
+		{ "\xed\xa0\x80", 3, false, "ED A0 80 surrogate" },
+		{ "\xed\xbf\xbf", 3, false, "ED BF BF surrogate" },
+		{ "\xf4\x90\x80\x80", 4, false, "F4 90 80 80 > U+10FFFF" },
+		{ "\xf5\x80\x80\x80", 4, false, "F5" },
+		{ "\xf8\x88\x80\x80\x80", 5, false, "F8 five-byte form" },
+		{ "\xfe", 1, false, "FE" },
+		{ "\xff", 1, false, "FF" },
+		{ "\x80", 1, false, "lone continuation" },
+		{ "\xc3", 1, false, "truncated 2-byte" },
+		{ "\xe2\x82", 2, false, "truncated 3-byte" },
+		{ "\xf0\x9f\x98", 3, false, "truncated 4-byte" },
+		{ "\xc3"
+		  "a",
+		    2, false, "bad continuation" },
+		{ "\xe2\x28\xa1", 3, false, "bad second byte" },
+		{ "\xf0\x9f\x98\x28", 4, false, "bad fourth byte" },
+		{ "a\xc3\xa9\xc3", 4, false, "valid then truncated" },
 	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)

@@ -19,12 +19,12 @@ static int64_t now;
 static char *
 b64(const void *p, size_t n)
 {
-	size_t cap = sodium_base64_ENCODED_LEN(n,
-	    sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+	size_t cap = sodium_base64_ENCODED_LEN(
+	    n, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
 	char *out = arena_alloc(a, cap);
 
-	sodium_bin2base64(out, cap, p, n,
-	    sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+	sodium_bin2base64(
+	    out, cap, p, n, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
 	return out;
 }
 
@@ -37,10 +37,10 @@ mint(const char *header, const char *payload, const char *key)
 	char *signing = arena_printf(a, "%s.%s", b64(header, strlen(header)),
 	    b64(payload, strlen(payload)));
 
-	crypto_auth_hmacsha256_init(&st, (const unsigned char *)key,
-	    strlen(key));
-	crypto_auth_hmacsha256_update(&st, (const unsigned char *)signing,
-	    strlen(signing));
+	crypto_auth_hmacsha256_init(
+	    &st, (const unsigned char *)key, strlen(key));
+	crypto_auth_hmacsha256_update(
+	    &st, (const unsigned char *)signing, strlen(signing));
 	crypto_auth_hmacsha256_final(&st, mac);
 	return arena_printf(a, "%s.%s", signing, b64(mac, sizeof(mac)));
 }
@@ -51,7 +51,8 @@ static char *
 claims(const char *extra_or_override)
 {
 	return arena_printf(a,
-	    "{\"iss\":\"roost\",\"aud\":\"roost\",\"sub\":\"7\",\"tid\":\"roost\","
+	    "{\"iss\":\"roost\",\"aud\":\"roost\",\"sub\":\"7\",\"tid\":"
+	    "\"roost\","
 	    "\"sid\":42,\"iat\":%" PRId64 ",\"exp\":%" PRId64 "%s}",
 	    now - 10, now + 3600, extra_or_override);
 }
@@ -78,14 +79,17 @@ main(void)
 	now = (int64_t)time(NULL);
 
 	/* issue and verify round trip */
-	in = (token_claims){.user_id = 7, .session_id = 42, .tenant = "roost",
-	    .iat = now, .exp = now + 3600};
+	in = (token_claims){ .user_id = 7,
+		.session_id = 42,
+		.tenant = "roost",
+		.iat = now,
+		.exp = now + 3600 };
 	tok = token_issue(a, KEY, &in);
 	ok(tok != NULL && strlen(tok) > 50, "token issued");
 	is_int(token_verify(a, KEY, tok, now, 86400, &out, &why), R_SUCCESS,
 	    "issued token verifies");
 	ok(out.user_id == 7 && out.session_id == 42 &&
-	    strcmp(out.tenant, "roost") == 0 && out.exp == now + 3600,
+	        strcmp(out.tenant, "roost") == 0 && out.exp == now + 3600,
 	    "claims read back");
 
 	/* a hand-minted valid token is accepted: the hostile ones below are
@@ -98,13 +102,14 @@ main(void)
 	    R_UNAUTHORIZED, "duplicate aud claim refused");
 
 	/* signature and algorithm */
-	is_int(verify(mint(H, claims(""), "another key of more than 32 bytes!!")),
+	is_int(
+	    verify(mint(H, claims(""), "another key of more than 32 bytes!!")),
 	    R_UNAUTHORIZED, "wrong key");
 	{
 		char *t = mint(H, claims(""), KEY);
 		char *dot = strchr(t, '.');
 
-		dot[3] = dot[3] == 'A' ? 'B' : 'A';	/* tamper the payload */
+		dot[3] = dot[3] == 'A' ? 'B' : 'A'; /* tamper the payload */
 		is_int(verify(t), R_UNAUTHORIZED, "tampered payload");
 	}
 	{
@@ -125,41 +130,58 @@ main(void)
 	    R_UNAUTHORIZED, "RS256 label with an HMAC refused");
 	is_int(verify(mint("{\"alg\":\"hs256\"}", claims(""), KEY)),
 	    R_UNAUTHORIZED, "alg is case-sensitive");
-	is_int(verify(mint("{\"alg\":\"HS256\",\"crit\":[\"x\"]}", claims(""), KEY)),
+	is_int(verify(mint(
+	           "{\"alg\":\"HS256\",\"crit\":[\"x\"]}", claims(""), KEY)),
 	    R_UNAUTHORIZED, "crit header refused");
-	is_int(verify(mint("{\"alg\":\"HS256\",\"alg\":\"none\"}", claims(""), KEY)),
+	is_int(verify(mint(
+	           "{\"alg\":\"HS256\",\"alg\":\"none\"}", claims(""), KEY)),
 	    R_UNAUTHORIZED, "duplicate alg refused");
 	{
 		token_claims c;
 
-		is_int(token_verify(a, "", mint(H, claims(""), ""), now, 86400, &c,
-		    &why), R_UNAUTHORIZED, "empty key never verifies");
-		is_int(token_verify(a, "short", mint(H, claims(""), "short"), now,
-		    86400, &c, &why), R_UNAUTHORIZED, "short key never verifies");
+		is_int(token_verify(a, "", mint(H, claims(""), ""), now, 86400,
+		           &c, &why),
+		    R_UNAUTHORIZED, "empty key never verifies");
+		is_int(token_verify(a, "short", mint(H, claims(""), "short"),
+		           now, 86400, &c, &why),
+		    R_UNAUTHORIZED, "short key never verifies");
 	}
 
 	/* claims */
-	is_int(verify(mint(H, arena_printf(a,
-	    "{\"iss\":\"roost\",\"aud\":\"roost\",\"sub\":\"7\",\"tid\":\"roost\","
-	    "\"sid\":42,\"iat\":%" PRId64 ",\"exp\":%" PRId64 "}", now - 7200,
-	    now - 100), KEY)), R_UNAUTHORIZED, "expired beyond skew");
-	is_int(verify(mint(H, arena_printf(a,
-	    "{\"iss\":\"roost\",\"aud\":\"roost\",\"sub\":\"7\",\"tid\":\"roost\","
-	    "\"sid\":42,\"iat\":%" PRId64 ",\"exp\":%" PRId64 "}", now - 7200,
-	    now - 30), KEY)), R_SUCCESS, "expired within skew still accepted");
-	is_int(verify(mint(H, claims(arena_printf(a, ",\"nbf\":%" PRId64,
-	    now + 600)), KEY)), R_UNAUTHORIZED, "not yet valid");
+	is_int(verify(mint(H,
+	           arena_printf(a,
+	               "{\"iss\":\"roost\",\"aud\":\"roost\",\"sub\":\"7\","
+	               "\"tid\":\"roost\","
+	               "\"sid\":42,\"iat\":%" PRId64 ",\"exp\":%" PRId64 "}",
+	               now - 7200, now - 100),
+	           KEY)),
+	    R_UNAUTHORIZED, "expired beyond skew");
+	is_int(verify(mint(H,
+	           arena_printf(a,
+	               "{\"iss\":\"roost\",\"aud\":\"roost\",\"sub\":\"7\","
+	               "\"tid\":\"roost\","
+	               "\"sid\":42,\"iat\":%" PRId64 ",\"exp\":%" PRId64 "}",
+	               now - 7200, now - 30),
+	           KEY)),
+	    R_SUCCESS, "expired within skew still accepted");
+	is_int(
+	    verify(mint(H,
+	        claims(arena_printf(a, ",\"nbf\":%" PRId64, now + 600)), KEY)),
+	    R_UNAUTHORIZED, "not yet valid");
 	{
-		const char *missing[] = {"iss", "aud", "sub", "tid", "sid", "iat",
-		    "exp"};
+		const char *missing[] = { "iss", "aud", "sub", "tid", "sid",
+			"iat", "exp" };
 
 		for (size_t i = 0; i < 7; i++) {
 			char *p = arena_printf(a,
-			    "{%s\"iss\":\"roost\",\"aud\":\"roost\",\"sub\":\"7\","
+			    "{%s\"iss\":\"roost\",\"aud\":\"roost\",\"sub\":"
+			    "\"7\","
 			    "\"tid\":\"roost\",\"sid\":42,\"iat\":%" PRId64
-			    ",\"exp\":%" PRId64 "}", "", now, now + 60);
+			    ",\"exp\":%" PRId64 "}",
+			    "", now, now + 60);
 			/* blank out the claim's name so it is missing */
-			char *k = strstr(p, arena_printf(a, "\"%s\"", missing[i]));
+			char *k =
+			    strstr(p, arena_printf(a, "\"%s\"", missing[i]));
 
 			k[1] = 'x';
 			is_int(verify(mint(H, p, KEY)), R_UNAUTHORIZED,
@@ -167,21 +189,61 @@ main(void)
 		}
 	}
 	{
-		struct { const char *payload, *name; } bad[] = {
-		    {"{\"iss\":\"evil\",\"aud\":\"roost\",\"sub\":\"7\",\"tid\":\"roost\",\"sid\":42,\"iat\":%lld,\"exp\":%lld}", "wrong iss"},
-		    {"{\"iss\":\"roost\",\"aud\":\"other\",\"sub\":\"7\",\"tid\":\"roost\",\"sid\":42,\"iat\":%lld,\"exp\":%lld}", "wrong aud"},
-		    {"{\"iss\":\"roost\",\"aud\":[\"a\",\"b\"],\"sub\":\"7\",\"tid\":\"roost\",\"sid\":42,\"iat\":%lld,\"exp\":%lld}", "aud array without roost"},
-		    {"{\"iss\":\"roost\",\"aud\":\"roost\",\"sub\":7,\"tid\":\"roost\",\"sid\":42,\"iat\":%lld,\"exp\":%lld}", "sub as a number"},
-		    {"{\"iss\":\"roost\",\"aud\":\"roost\",\"sub\":\"07\",\"tid\":\"roost\",\"sid\":42,\"iat\":%lld,\"exp\":%lld}", "sub with a leading zero"},
-		    {"{\"iss\":\"roost\",\"aud\":\"roost\",\"sub\":\"-7\",\"tid\":\"roost\",\"sid\":42,\"iat\":%lld,\"exp\":%lld}", "negative sub"},
-		    {"{\"iss\":\"roost\",\"aud\":\"roost\",\"sub\":\"7\",\"tid\":\"roost\",\"sid\":\"42\",\"iat\":%lld,\"exp\":%lld}", "sid as a string"},
-		    {"{\"iss\":\"roost\",\"aud\":\"roost\",\"sub\":\"7\",\"tid\":\"roost\",\"sid\":42.0,\"iat\":%lld,\"exp\":%lld}", "sid as a float"},
-		    {"{\"iss\":\"roost\",\"aud\":\"roost\",\"sub\":\"7\",\"tid\":\"roost\",\"sid\":0,\"iat\":%lld,\"exp\":%lld}", "sid zero"},
-		    {"{\"iss\":\"roost\",\"aud\":\"roost\",\"sub\":\"7\",\"tid\":7,\"sid\":42,\"iat\":%lld,\"exp\":%lld}", "tid as a number"},
-		    {"{\"iss\":\"roost\",\"aud\":\"roost\",\"sub\":\"7\",\"tid\":\"roost\",\"sid\":42,\"iat\":%lld,\"exp\":\"%lld\"}", "exp as a string"},
-		    {"{\"iss\":\"roost\",\"aud\":\"roost\",\"sub\":\"7\",\"tid\":\"roost\",\"sid\":42,\"iat\":%lld,\"exp\":%lld.5}", "exp as a float"},
-		    {"{\"iss\":\"roost\",\"aud\":\"roost\",\"sub\":\"7\",\"tid\":\"roost\",\"sid\":42,\"iat\":true,\"exp\":%lld%lld}", "iat as a bool"},
-		    {"[\"roost\",%lld,%lld]", "payload not an object"},
+		struct {
+			const char *payload, *name;
+		} bad[] = {
+			{ "{\"iss\":\"evil\",\"aud\":\"roost\",\"sub\":\"7\","
+			  "\"tid\":\"roost\",\"sid\":42,\"iat\":%lld,\"exp\":%"
+			  "lld}",
+			    "wrong iss" },
+			{ "{\"iss\":\"roost\",\"aud\":\"other\",\"sub\":\"7\","
+			  "\"tid\":\"roost\",\"sid\":42,\"iat\":%lld,\"exp\":%"
+			  "lld}",
+			    "wrong aud" },
+			{ "{\"iss\":\"roost\",\"aud\":[\"a\",\"b\"],\"sub\":"
+			  "\"7\",\"tid\":\"roost\",\"sid\":42,\"iat\":%lld,"
+			  "\"exp\":%lld}",
+			    "aud array without roost" },
+			{ "{\"iss\":\"roost\",\"aud\":\"roost\",\"sub\":7,"
+			  "\"tid\":\"roost\",\"sid\":42,\"iat\":%lld,\"exp\":%"
+			  "lld}",
+			    "sub as a number" },
+			{ "{\"iss\":\"roost\",\"aud\":\"roost\",\"sub\":\"07\","
+			  "\"tid\":\"roost\",\"sid\":42,\"iat\":%lld,\"exp\":%"
+			  "lld}",
+			    "sub with a leading zero" },
+			{ "{\"iss\":\"roost\",\"aud\":\"roost\",\"sub\":\"-7\","
+			  "\"tid\":\"roost\",\"sid\":42,\"iat\":%lld,\"exp\":%"
+			  "lld}",
+			    "negative sub" },
+			{ "{\"iss\":\"roost\",\"aud\":\"roost\",\"sub\":\"7\","
+			  "\"tid\":\"roost\",\"sid\":\"42\",\"iat\":%lld,"
+			  "\"exp\":%lld}",
+			    "sid as a string" },
+			{ "{\"iss\":\"roost\",\"aud\":\"roost\",\"sub\":\"7\","
+			  "\"tid\":\"roost\",\"sid\":42.0,\"iat\":%lld,\"exp\":"
+			  "%lld}",
+			    "sid as a float" },
+			{ "{\"iss\":\"roost\",\"aud\":\"roost\",\"sub\":\"7\","
+			  "\"tid\":\"roost\",\"sid\":0,\"iat\":%lld,\"exp\":%"
+			  "lld}",
+			    "sid zero" },
+			{ "{\"iss\":\"roost\",\"aud\":\"roost\",\"sub\":\"7\","
+			  "\"tid\":7,\"sid\":42,\"iat\":%lld,\"exp\":%lld}",
+			    "tid as a number" },
+			{ "{\"iss\":\"roost\",\"aud\":\"roost\",\"sub\":\"7\","
+			  "\"tid\":\"roost\",\"sid\":42,\"iat\":%lld,\"exp\":"
+			  "\"%lld\"}",
+			    "exp as a string" },
+			{ "{\"iss\":\"roost\",\"aud\":\"roost\",\"sub\":\"7\","
+			  "\"tid\":\"roost\",\"sid\":42,\"iat\":%lld,\"exp\":%"
+			  "lld.5}",
+			    "exp as a float" },
+			{ "{\"iss\":\"roost\",\"aud\":\"roost\",\"sub\":\"7\","
+			  "\"tid\":\"roost\",\"sid\":42,\"iat\":true,\"exp\":%"
+			  "lld%lld}",
+			    "iat as a bool" },
+			{ "[\"roost\",%lld,%lld]", "payload not an object" },
 		};
 		for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 			char p[512];
@@ -196,19 +258,25 @@ main(void)
 			    bad[i].name);
 		}
 	}
-	is_int(verify(mint(H, arena_printf(a,
-	    "{\"iss\":\"roost\",\"aud\":\"roost\",\"sub\":\"7\",\"tid\":\"roost\","
-	    "\"sid\":42,\"iat\":%" PRId64 ",\"exp\":%" PRId64 "}", now,
-	    now + 10 * 86400), KEY)), R_UNAUTHORIZED,
-	    "exp beyond the longest lifetime");
-	is_int(verify(mint(H, claims(arena_printf(a, ",\"iat\":%" PRId64,
-	    now + 600)), KEY)), R_UNAUTHORIZED, "duplicate iat refused");
+	is_int(verify(mint(H,
+	           arena_printf(a,
+	               "{\"iss\":\"roost\",\"aud\":\"roost\",\"sub\":\"7\","
+	               "\"tid\":\"roost\","
+	               "\"sid\":42,\"iat\":%" PRId64 ",\"exp\":%" PRId64 "}",
+	               now, now + 10 * 86400),
+	           KEY)),
+	    R_UNAUTHORIZED, "exp beyond the longest lifetime");
+	is_int(
+	    verify(mint(H,
+	        claims(arena_printf(a, ",\"iat\":%" PRId64, now + 600)), KEY)),
+	    R_UNAUTHORIZED, "duplicate iat refused");
 
 	/* shapes */
-	const char *shapes[] = {"", "a", "a.b", "a.b.c.d", "..", "a..c",
-	    "a.b.", "a b.c.d", "é.b.c"};
+	const char *shapes[] = { "", "a", "a.b", "a.b.c.d", "..", "a..c",
+		"a.b.", "a b.c.d", "é.b.c" };
 	for (size_t i = 0; i < sizeof(shapes) / sizeof(shapes[0]); i++)
-		is_int(verify(shapes[i]), R_UNAUTHORIZED, "shape '%s'", shapes[i]);
+		is_int(
+		    verify(shapes[i]), R_UNAUTHORIZED, "shape '%s'", shapes[i]);
 	{
 		char *big = arena_alloc(a, 10001);
 
@@ -221,7 +289,8 @@ main(void)
 
 	/* API tokens and CSRF */
 	{
-		char *t1 = token_api_new(a, hash), *t2 = token_api_new(a, hash2);
+		char *t1 = token_api_new(a, hash),
+		     *t2 = token_api_new(a, hash2);
 
 		is_int(strlen(t1), API_TOKEN_LEN, "API token length");
 		ok(strncmp(t1, "roost_", 6) == 0, "API token prefix");
@@ -233,7 +302,8 @@ main(void)
 	{
 		char *c1 = token_csrf(a, KEY, "roost", 42);
 
-		is_str(token_csrf(a, KEY, "roost", 42), c1, "CSRF token stable");
+		is_str(
+		    token_csrf(a, KEY, "roost", 42), c1, "CSRF token stable");
 		ok(strcmp(token_csrf(a, KEY, "roost", 43), c1) != 0,
 		    "CSRF token differs per session");
 		ok(strcmp(token_csrf(a, KEY, "other", 42), c1) != 0,
