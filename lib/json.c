@@ -919,7 +919,8 @@ json_get_string(json_object *obj, const char *key, bool required,
 		}
 		i += n;
 		chars++;
-		if (cp < 0x20 || cp == 0x7F) {
+		/* C0, DEL and C1 (U+0080-U+009F, e.g. NEL) are all Cc. */
+		if (cp < 0x20 || (cp >= 0x7F && cp <= 0x9F)) {
 			bool ok = (cp == '\n' || cp == '\t')
 			    ? (flags & JSTR_MULTILINE) != 0
 			    : cp == 0 && (flags & JSTR_ALLOW_NUL) != 0;

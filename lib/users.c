@@ -126,8 +126,9 @@ users_create(db *d, arena *a, const char *email, const char *name,
 		*why = "the name must be 1 to 64 characters of UTF-8";
 		return R_VALIDATION;
 	}
-	for (const char *p = name; *p; p++)
-		if ((unsigned char)*p < 0x20 || *p == 0x7f) {
+	for (const unsigned char *p = (const unsigned char *)name; *p; p++)
+		if (*p < 0x20 || *p == 0x7f ||
+		    (*p == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f)) {
 			*why = "the name must not contain control characters";
 			return R_VALIDATION;
 		}

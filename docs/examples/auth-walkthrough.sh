@@ -19,6 +19,8 @@ set -euo pipefail
 : "${ADMIN_EMAIL:?set ADMIN_EMAIL (an admin made with roostctl create-admin)}"
 : "${ADMIN_PASSWORD:?set ADMIN_PASSWORD}"
 API=${BASE_URL%/}/api/v1
+# Any Python 3 reads the JSON answers; set PYTHON to pick one.
+PYTHON=${PYTHON:-python3}
 
 BODY_FILE=$(mktemp)
 trap 'rm -f "$BODY_FILE"' EXIT
@@ -62,7 +64,7 @@ expect() {
 
 # field a.b.c: that value of the last JSON answer ('' when absent, null as 'null').
 field() {
-	printf '%s' "$BODY" | python3 -c '
+	printf '%s' "$BODY" | "$PYTHON" -c '
 import json, sys
 v = json.load(sys.stdin)
 for k in sys.argv[1].split("."):
@@ -72,7 +74,7 @@ print("null" if v is None else str(v).lower() if isinstance(v, bool) else v)
 }
 
 # A JSON string literal, safely quoted.
-jstr() { python3 -c 'import json, sys; print(json.dumps(sys.argv[1]))' "$1"; }
+jstr() { "$PYTHON" -c 'import json, sys; print(json.dumps(sys.argv[1]))' "$1"; }
 
 RUN=$(date +%s)-$$
 MEMBER_EMAIL="walkthrough-$RUN@example.com"

@@ -24,6 +24,11 @@ api_admin_user_create(req_ctx *c)
 	int64_t id;
 	rerr e;
 
+	static const char *const not_null[] = { "role", "must_change_password",
+		NULL };
+
+	if ((e = api_reject_nulls(c, not_null)) != R_SUCCESS)
+		return e;
 	if ((e = json_reject_unknown(c->body, allowed, &je)) != R_SUCCESS ||
 	    (e = json_get_string(c->body, "email", true, 3, EMAIL_MAX_BYTES, 0,
 	         &email, &elen, &je)) != R_SUCCESS ||
@@ -113,8 +118,11 @@ api_admin_user_patch(req_ctx *c)
 	int64_t id;
 	rerr e;
 
-	if ((e = json_reject_unknown(c->body, allowed, &je)) != R_SUCCESS ||
-	    (e = json_get_enum(c->body, "role", false, roles, &role, &je)) !=
+	if ((e = json_reject_unknown(c->body, allowed, &je)) != R_SUCCESS)
+		return JSON_FAIL(c, e, je);
+	if ((e = api_reject_nulls(c, allowed)) != R_SUCCESS)
+		return e;
+	if ((e = json_get_enum(c->body, "role", false, roles, &role, &je)) !=
 	        R_SUCCESS ||
 	    (e = json_get_bool(c->body, "suspended", false, &suspended,
 	         &has_susp, &je)) != R_SUCCESS)

@@ -19,6 +19,10 @@ const char *api_id(req_ctx *c, int64_t id);
 rerr api_query_int(req_ctx *c, const char *name, int64_t min, int64_t max,
     int64_t def, int64_t *out);
 
+/* R_VALIDATION naming the first of keys (NULL-terminated) that is present
+ * with a JSON null: for fields a PATCH may change but never clear. */
+rerr api_reject_nulls(req_ctx *c, const char *const *keys);
+
 /* Selects the user id with USER_COLUMNS and answers it with status. */
 rerr api_reply_user(req_ctx *c, int status, int64_t id, bool private_view);
 

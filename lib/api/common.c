@@ -42,6 +42,19 @@ bad:
 }
 
 rerr
+api_reject_nulls(req_ctx *c, const char *const *keys)
+{
+	for (; *keys != NULL; keys++) {
+		json_object *v;
+
+		if (json_object_object_get_ex(c->body, *keys, &v) && v == NULL)
+			return fail(c, R_VALIDATION, *keys,
+			    "%s must not be null", *keys);
+	}
+	return R_SUCCESS;
+}
+
+rerr
 api_reply_user(req_ctx *c, int status, int64_t id, bool private_view)
 {
 	const char *p[1] = { api_id(c, id) };
