@@ -50,8 +50,8 @@ rerr json_parse_strict(
 
 /* Reads obj[key] as a string of min_chars..max_chars Unicode code points
  * (not bytes). Control characters (U+0000-U+001F, U+007F-U+009F) are
- * refused except as flags allow. Missing or JSON null: R_SUCCESS with *out NULL when
- * !required, R_VALIDATION "is required" when required. Wrong type:
+ * refused except as flags allow. Missing or JSON null: R_SUCCESS with *out NULL
+ * when !required, R_VALIDATION "is required" when required. Wrong type:
  * R_VALIDATION "must be a string". *out borrows from obj; *out_len (may be
  * NULL) gets its byte length. */
 rerr json_get_string(json_object *obj, const char *key, bool required,

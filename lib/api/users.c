@@ -6,8 +6,9 @@
 
 #include "../users.h"
 
-/* A LIKE pattern matching strings that start with q, case-insensitively:
- * q lower-cased, its wildcards escaped. */
+/* A LIKE pattern matching strings that start with q: its wildcards
+ * escaped. Case is folded by the SQL (lower() knows Unicode; a byte loop
+ * here would only fold ASCII). */
 static const char *
 prefix_pattern(req_ctx *c, const char *q)
 {
@@ -17,7 +18,7 @@ prefix_pattern(req_ctx *c, const char *q)
 	for (const char *s = q; *s; s++) {
 		if (*s == '%' || *s == '_' || *s == '\\')
 			*o++ = '\\';
-		*o++ = (*s >= 'A' && *s <= 'Z') ? (char)(*s - 'A' + 'a') : *s;
+		*o++ = *s;
 	}
 	*o++ = '%';
 	*o = '\0';
@@ -55,8 +56,9 @@ api_users_list(req_ctx *c)
 	p[2] = api_id(c, limit + 1);
 	res = db_query(c->app->db, c->a, &e,
 	    "SELECT " USER_COLUMNS " FROM users WHERE deleted_at IS NULL "
-	    "AND id > $2 AND ($1::text IS NULL OR lower(name) LIKE $1 "
-	    "OR lower(coalesce(display_name, '')) LIKE $1 OR email LIKE $1) "
+	    "AND id > $2 AND ($1::text IS NULL OR lower(name) LIKE lower($1) "
+	    "OR lower(coalesce(display_name, '')) LIKE lower($1) "
+	    "OR email LIKE lower($1)) "
 	    "ORDER BY id LIMIT $3",
 	    3, p);
 	if (res == NULL)

@@ -35,6 +35,7 @@ import json
 import re
 import statistics
 import time
+import urllib.parse
 
 import jwt  # python3-jwt (PyJWT 2.6), used only to read and check tokens
 
@@ -530,6 +531,20 @@ def users_search_and_pagination():
                      ("VALIDATION_ERROR", "BAD_REQUEST"), field="after", what=f"after={bad}")
     assert len(page("q=" + tag + "&limit=100")["users"]) == 4
     expect_error(get(stack, f"/users?q={tag}"), 401, "UNAUTHORIZED", what="GET /users unauthenticated")
+
+
+@test
+def users_search_is_case_insensitive_beyond_ascii():
+    # "q matches a prefix ... case-insensitively": names are not all ASCII
+    tag = str(stack.port)[-3:]
+    u, *_ = api.create_user(stack, admin(), name=f"Ödön Émile{tag}")
+    v, *_ = api.create_user(stack, admin(), name=f"élodie{tag}")
+    _, _, _, tok = member()
+    for qv, want in ((f"ödön émile{tag}", u), (f"ÖDÖN ÉMILE{tag}", u), (f"Ödön émile{tag}", u),
+                     (f"ÉLODIE{tag}", v), (f"élodie{tag}", v)):
+        st, _, doc = get(stack, "/users?q=" + urllib.parse.quote(qv), token=tok)
+        assert st == 200, (qv, st, doc)
+        assert [x["id"] for x in doc["users"]] == [want["id"]], f"q={qv!r}: {doc['users']}"
 
 
 @test

@@ -16,7 +16,8 @@ def run(email, password):
     # the script signs in five times: reset the login counters (10 per
     # 15 minutes per IP by default) so runs do not add up
     assert stack.redis_cli("FLUSHALL") == "OK"
-    env = dict(os.environ, BASE_URL=stack.url_base, ADMIN_EMAIL=email, ADMIN_PASSWORD=password)
+    env = dict(os.environ, BASE_URL=stack.url_base, ADMIN_EMAIL=email, ADMIN_PASSWORD=password,
+               PYTHON="/usr/bin/python3")
     return subprocess.run(["bash", SCRIPT], env=env, capture_output=True, text=True, timeout=120)
 
 

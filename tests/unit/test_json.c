@@ -512,7 +512,7 @@ test_get_string(void)
 	ok(GS("bell", true, 0, 10, JSTR_MULTILINE | JSTR_ALLOW_NUL) ==
 	        R_VALIDATION,
 	    "U+0007 refused");
-	ok(GS("c1", true, 0, 10, 0) == R_SUCCESS, "U+0085 is not C0 or DEL");
+	ok(GS("c1", true, 0, 10, 0) == R_VALIDATION, "U+0085 (C1 NEL) refused");
 
 	ok(GS("sp", true, 0, 10, JSTR_MULTILINE | JSTR_NOT_BLANK) ==
 	        R_VALIDATION,
