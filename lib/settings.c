@@ -3,7 +3,8 @@
 
 #include <string.h>
 
-typedef enum { S_BOOL, S_INT, S_STR } stype;
+/* S_ID: an id or null (stored 0); S_NAMES: a list of [a-z0-9_] names. */
+typedef enum { S_BOOL, S_INT, S_STR, S_ID, S_NAMES } stype;
 
 typedef struct sdef {
 	const char *key;
@@ -25,8 +26,21 @@ static const sdef defs[] = {
 	F("login_attempts_per_15min", S_INT, login_attempts_per_15min, 1, 1000),
 	F("registrations_per_hour", S_INT, registrations_per_hour, 1, 1000),
 	F("requests_per_minute", S_INT, requests_per_minute, 10, 100000),
+	F("default_room_name", S_STR, default_room_name, 1, 50),
+	F("default_max_members", S_INT, default_max_members, 0, 100000),
+	F("rooms_per_user", S_INT, rooms_per_user, 1, 10000),
+	F("message_max_chars", S_INT, message_max_chars, 1, 40000),
+	F("edit_window_minutes", S_INT, edit_window_minutes, 0, 525600),
+	F("messages_per_10s", S_INT, messages_per_10s, 1, 1000),
+	F("reactions", S_NAMES, reactions, 1, 32),
+	F("visitor_room_id", S_ID, visitor_room_id, 1, 9007199254740991LL),
+	F("visitor_messages_per_hour", S_INT, visitor_messages_per_hour, 1,
+	    1000),
 };
 #define NDEFS (sizeof(defs) / sizeof(defs[0]))
+
+static const char *const default_reactions[] = { "heart", "laugh", "fire",
+	"sad", "thumbsup", "thumbsdown", "star", "question", NULL };
 
 static void
 defaults(settings *s)
@@ -38,6 +52,83 @@ defaults(settings *s)
 	s->login_attempts_per_15min = 10;
 	s->registrations_per_hour = 5;
 	s->requests_per_minute = 600;
+	s->default_room_name = "General";
+	s->default_max_members = 16;
+	s->rooms_per_user = 200;
+	s->message_max_chars = 4000;
+	s->edit_window_minutes = 1440;
+	s->messages_per_10s = 10;
+	s->reactions = default_reactions;
+	s->n_reactions = 8;
+	s->visitor_room_id = 0;
+	s->visitor_messages_per_hour = 5;
+}
+
+bool
+settings_has_reaction(const settings *s, const char *name)
+{
+	for (size_t i = 0; i < s->n_reactions; i++)
+		if (strcmp(s->reactions[i], name) == 0)
+			return true;
+	return false;
+}
+
+static bool
+name_ok(const char *n, size_t len)
+{
+	if (len == 0 || len > 32)
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if (!((n[i] >= 'a' && n[i] <= 'z') ||
+		        (n[i] >= '0' && n[i] <= '9') || n[i] == '_'))
+			return false;
+	return true;
+}
+
+/* Reads a list of reaction names: 1..max distinct names. */
+static rerr
+read_names(arena *a, json_object *obj, const char *key, int64_t max,
+    settings *s, json_err *e)
+{
+	json_object *v;
+	const char **out;
+	size_t n;
+
+	if (!json_object_object_get_ex(obj, key, &v) ||
+	    !json_object_is_type(v, json_type_array)) {
+		e->field = key;
+		e->message = "must be a list of names";
+		return R_VALIDATION;
+	}
+	n = json_object_array_length(v);
+	if (n < 1 || (int64_t)n > max) {
+		e->field = key;
+		e->message = "must list 1 to 32 names";
+		return R_VALIDATION;
+	}
+	out = arena_calloc(a, n + 1, sizeof(*out));
+	for (size_t i = 0; i < n; i++) {
+		json_object *item = json_object_array_get_idx(v, i);
+		const char *str;
+
+		if (!json_object_is_type(item, json_type_string) ||
+		    !name_ok((str = json_object_get_string(item)),
+		        (size_t)json_object_get_string_len(item))) {
+			e->field = key;
+			e->message = "names must be 1 to 32 of [a-z0-9_]";
+			return R_VALIDATION;
+		}
+		for (size_t k = 0; k < i; k++)
+			if (strcmp(out[k], str) == 0) {
+				e->field = key;
+				e->message = "must not list a name twice";
+				return R_VALIDATION;
+			}
+		out[i] = arena_strdup(a, str);
+	}
+	s->reactions = out;
+	s->n_reactions = n;
+	return R_SUCCESS;
 }
 
 /* Reads one value of def's type from obj[key] into s. */
@@ -55,6 +146,17 @@ read_value(arena *a, const sdef *d, json_object *obj, settings *s, json_err *e)
 	case S_INT:
 		return json_get_int(obj, d->key, true, d->min, d->max,
 		    (int64_t *)(void *)slot, &present, e);
+	case S_ID: {
+		json_object *v;
+
+		if (json_object_object_get_ex(obj, d->key, &v) && v == NULL) {
+			*(int64_t *)(void *)slot = 0;
+			return R_SUCCESS;
+		}
+		return json_get_int(obj, d->key, true, d->min, d->max,
+		    (int64_t *)(void *)slot, &present, e);
+	}
+	case S_NAMES: return read_names(a, obj, d->key, d->max, s, e);
 	case S_STR: {
 		const char *v;
 
@@ -107,7 +209,7 @@ settings_load(db *d, arena *a, settings *out)
 json_object *
 settings_json(const settings *s)
 {
-	json_object *o = json_object_new_object();
+	json_object *o = json_object_new_object(), *reactions;
 
 	json_object_object_add(o, "open_registration",
 	    json_object_new_boolean(s->open_registration));
@@ -122,6 +224,26 @@ settings_json(const settings *s)
 	    o, "registrations_per_hour", json_i64(s->registrations_per_hour));
 	json_object_object_add(
 	    o, "requests_per_minute", json_i64(s->requests_per_minute));
+	json_object_object_add(
+	    o, "default_room_name", json_str(s->default_room_name));
+	json_object_object_add(
+	    o, "default_max_members", json_i64(s->default_max_members));
+	json_object_object_add(
+	    o, "rooms_per_user", json_i64(s->rooms_per_user));
+	json_object_object_add(
+	    o, "message_max_chars", json_i64(s->message_max_chars));
+	json_object_object_add(
+	    o, "edit_window_minutes", json_i64(s->edit_window_minutes));
+	json_object_object_add(
+	    o, "messages_per_10s", json_i64(s->messages_per_10s));
+	reactions = json_object_new_array();
+	for (size_t i = 0; i < s->n_reactions; i++)
+		json_object_array_add(reactions, json_str(s->reactions[i]));
+	json_object_object_add(o, "reactions", reactions);
+	json_object_object_add(o, "visitor_room_id",
+	    s->visitor_room_id ? json_i64(s->visitor_room_id) : NULL);
+	json_object_object_add(o, "visitor_messages_per_hour",
+	    json_i64(s->visitor_messages_per_hour));
 	return o;
 }
 

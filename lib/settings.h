@@ -25,7 +25,21 @@ typedef struct settings {
 	int64_t login_attempts_per_15min;
 	int64_t registrations_per_hour;
 	int64_t requests_per_minute;
+	/* rooms and messages (docs/rooms.md) */
+	const char *default_room_name;
+	int64_t default_max_members;
+	int64_t rooms_per_user;
+	int64_t message_max_chars;
+	int64_t edit_window_minutes;
+	int64_t messages_per_10s;
+	const char *const *reactions; /* NULL-terminated */
+	size_t n_reactions;
+	int64_t visitor_room_id; /* 0 when unset */
+	int64_t visitor_messages_per_hour;
 } settings;
+
+/* True when name is one of the tenant's reactions. */
+bool settings_has_reaction(const settings *s, const char *name);
 
 /* Loads defaults overlaid with the stored values (inside a transaction). */
 rerr settings_load(db *d, arena *a, settings *out);

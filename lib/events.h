@@ -1,0 +1,26 @@
+/* events: the transactional outbox (docs/events.md).
+ *
+ * Every state change calls one of these inside its transaction, so the
+ * event commits or rolls back with the change it describes. The realtime
+ * relay drains the table in id order.
+ */
+#ifndef ROOST_EVENTS_H
+#define ROOST_EVENTS_H
+
+#include <stdint.h>
+
+#include <json-c/json.h>
+
+#include "arena.h"
+#include "db.h"
+#include "error.h"
+
+/* Records an event for the members of room_id. Takes ownership of data. */
+rerr events_room(
+    db *d, arena *a, int64_t room_id, const char *type, json_object *data);
+
+/* Records an event for one user's sessions. Takes ownership of data. */
+rerr events_user(
+    db *d, arena *a, int64_t user_id, const char *type, json_object *data);
+
+#endif
