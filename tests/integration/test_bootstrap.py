@@ -54,6 +54,10 @@ def first_start_migrates_and_creates_the_admin():
                 "ROOST_ADMIN_EMAIL": "First@Example.com", "ROOST_ADMIN_PASSWORD": "first admin password"})
     proc, sock = start_worker(env, "fresh")
     try:
+        # The socket exists before the worker has initialised; a request
+        # waits in the backlog until it is ready, migrations done.
+        status, _ = fcgi_call(sock, env, "GET", "/api/v1/health")
+        assert status == 200, status
         total = len([f for f in os.listdir(env["ROOST_SQL_DIR"]) if f.endswith(".sql")])
         assert stack.psql("SELECT count(*) FROM tenant_fresh.schema_migrations") == str(total)
         assert stack.psql("SELECT email || ' ' || role FROM tenant_fresh.users") == "first@example.com admin"
