@@ -12,6 +12,7 @@
 #include "migrate.h"
 #include "password.h"
 #include "ratelimit.h"
+#include "rooms.h"
 #include "users.h"
 
 /* ROOST_ADMIN_EMAIL + ROOST_ADMIN_PASSWORD: create that admin on first
@@ -40,8 +41,15 @@ bootstrap_admin(app *ap)
 	    "role = 'admin' AND deleted_at IS NULL LIMIT 1",
 	    0, NULL);
 	if (res != NULL && PQntuples(res) == 0) {
-		e = users_create(ap->db, ap->arena, email, "Admin", pw,
-		    strlen(pw), 12, "admin", false, &id, &why);
+		settings s;
+
+		e = settings_load(ap->db, ap->arena, &s);
+		if (e == R_SUCCESS)
+			e = users_create(ap->db, ap->arena, email, "Admin", pw,
+			    strlen(pw), s.password_min_length, "admin", false,
+			    &id, &why);
+		if (e == R_SUCCESS)
+			e = rooms_join_default(ap->db, ap->arena, &s, id);
 		if (e == R_SUCCESS && db_commit(ap->db) == R_SUCCESS)
 			log_info(
 			    "created the first admin %s from ROOST_ADMIN_EMAIL",
@@ -242,6 +250,12 @@ authorize(req_ctx *c, const route *r)
 	return R_SUCCESS;
 }
 
+static void
+put_json(void *o)
+{
+	json_object_put(o);
+}
+
 static double
 now_ms(void)
 {
@@ -290,7 +304,11 @@ pipeline(req_ctx *c, char *const *envp, http_read_fn read_fn, void *read_ctx)
 	 * consume its input before answering. */
 	if ((e = http_read_body(c->req, read_fn, read_ctx, &why)) != R_SUCCESS)
 		return fail(c, e, NULL, "%s", why);
-	if (r->flags & ROUTE_JSON_BODY) {
+	if ((r->flags & ROUTE_JSON_BODY) && (r->flags & ROUTE_BODY_OPTIONAL) &&
+	    c->req->body_len == 0) {
+		c->body = json_object_new_object();
+		arena_on_cleanup(c->a, put_json, c->body);
+	} else if (r->flags & ROUTE_JSON_BODY) {
 		const char *mt = http_media_type(c->req);
 		json_err je = { 0 };
 

@@ -18,9 +18,8 @@
 #include "json.h"
 #include "settings.h"
 
-/* Add a WHERE clause (the message table is "m"). */
-#define MESSAGE_SELECT                                                         \
-	"SELECT m.id, m.room_id, m.type, m.body, m.data::text, m.author_id, "  \
+#define MESSAGE_FIELDS                                                         \
+	"m.id, m.room_id, m.type, m.body, m.data::text, m.author_id, "         \
 	"au.name, au.display_name, au.avatar_url, m.reply_to, "                \
 	"rp.author_id, ru.name, left(coalesce(rp.body, ''), 100), "            \
 	"rp.deleted_at IS NOT NULL, m.client_msg_id, " DB_TS(                  \
@@ -125,38 +124,18 @@
 	                                                              "messag" \
 	                                                              "e_id "  \
 	                                                              "= "     \
-	                                                              "m.id) " \
-	                                                              "FROM "  \
-	                                                              "messag" \
-	                                                              "es m "  \
-	                                                              "LEFT "  \
-	                                                              "JOIN "  \
-	                                                              "users " \
-	                                                              "au ON " \
-	                                                              "au.id " \
-	                                                              "= "     \
-	                                                              "m."     \
-	                                                              "author" \
-	                                                              "_id "   \
-	                                                              "LEFT "  \
-	                                                              "JOIN "  \
-	                                                              "messag" \
-	                                                              "es rp " \
-	                                                              "ON "    \
-	                                                              "rp.id " \
-	                                                              "= "     \
-	                                                              "m."     \
-	                                                              "reply_" \
-	                                                              "to "    \
-	                                                              "LEFT "  \
-	                                                              "JOIN "  \
-	                                                              "users " \
-	                                                              "ru ON " \
-	                                                              "ru.id " \
-	                                                              "= "     \
-	                                                              "rp."    \
-	                                                              "author" \
-	                                                              "_id "
+	                                                              "m.id)"
+
+#define MESSAGE_FROM                                                           \
+	" FROM messages m LEFT JOIN users au ON au.id = m.author_id "          \
+	"LEFT JOIN messages rp ON rp.id = m.reply_to "                         \
+	"LEFT JOIN users ru ON ru.id = rp.author_id "
+
+/* Everything a message object shows, in one query; add a WHERE on "m".
+ * Extra columns go between MESSAGE_FIELDS and MESSAGE_FROM, from index
+ * MESSAGE_COLUMNS on. */
+#define MESSAGE_SELECT "SELECT " MESSAGE_FIELDS MESSAGE_FROM
+#define MESSAGE_COLUMNS 21
 
 /* The message in row of a MESSAGE_SELECT result, as viewer sees it
  * (client_msg_id only to its author). */

@@ -113,8 +113,22 @@ rooms_json(req_ctx *c, int64_t id, json_object **out)
 	return R_SUCCESS;
 }
 
+static rerr load(req_ctx *c, int64_t id, bool lock, bool check, room *out);
+
 rerr
 rooms_load(req_ctx *c, int64_t id, bool lock, room *out)
+{
+	return load(c, id, lock, true, out);
+}
+
+rerr
+rooms_load_unchecked(req_ctx *c, int64_t id, bool lock, room *out)
+{
+	return load(c, id, lock, false, out);
+}
+
+static rerr
+load(req_ctx *c, int64_t id, bool lock, bool check, room *out)
 {
 	const char *p[2] = { num(c->a, id), num(c->a, c->user.user_id) };
 	PGresult *res;
@@ -158,7 +172,7 @@ rooms_load(req_ctx *c, int64_t id, bool lock, room *out)
 	out->dm_other_deleted = PQgetvalue(res, 0, 10)[0] == 't';
 	/* Outsiders must not learn that a private room or DM exists;
 	 * admins may see private rooms (to manage them), never DMs. */
-	if (!out->is_member && strcmp(out->kind, "public") != 0 &&
+	if (check && !out->is_member && strcmp(out->kind, "public") != 0 &&
 	    !(c->user.admin && strcmp(out->kind, "private") == 0))
 		return fail(c, R_NOT_FOUND, "id", "no such room");
 	return R_SUCCESS;
@@ -271,7 +285,7 @@ insert_members(db *d, arena *a, int64_t room_id, const int64_t *ids, size_t n,
 
 rerr
 rooms_add_members(req_ctx *c, room *r, const int64_t *ids, size_t n, int64_t by,
-    size_t *added)
+    int64_t **added, size_t *n_added)
 {
 	const settings *s;
 	const char *p[2];
@@ -281,7 +295,8 @@ rooms_add_members(req_ctx *c, room *r, const int64_t *ids, size_t n, int64_t by,
 	size_t k = 0;
 	rerr e;
 
-	*added = 0;
+	*added = NULL;
+	*n_added = 0;
 	if ((s = req_settings(c, &e)) == NULL)
 		return e;
 	p[0] = num(c->a, r->id);
@@ -340,7 +355,8 @@ rooms_add_members(req_ctx *c, room *r, const int64_t *ids, size_t n, int64_t by,
 		return e;
 	r->member_count += (int64_t)k;
 	r->archived = false;
-	*added = k;
+	*added = fresh;
+	*n_added = k;
 	return R_SUCCESS;
 }
 

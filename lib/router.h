@@ -43,6 +43,8 @@ typedef struct route {
 #define ROUTE_JSON_BODY 0x1u
 /* The route needs no database (health answers even when it is down). */
 #define ROUTE_NO_DB 0x2u
+/* With ROUTE_JSON_BODY: an empty body stands for {}. */
+#define ROUTE_BODY_OPTIONAL 0x8u
 /* Allowed while the user must change their password. */
 #define ROUTE_PW_CHANGE_OK 0x4u
 

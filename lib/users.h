@@ -17,11 +17,14 @@
 #define ABOUT_MAX_CHARS 500
 #define URL_MAX_BYTES 2048
 
-/* The columns users_row_json() reads, in order, for a SELECT on users. */
-#define USER_COLUMNS                                                           \
-	"id, email, name, display_name, about, avatar_url, role, suspended, "  \
-	"deleted_at IS NOT NULL, must_change_password, " DB_TS(                \
-	    "created_at") ", " DB_TS("last_seen_at")
+/* The columns users_row_json() reads, in order, for a SELECT on users;
+ * USER_COLUMNS_OF("u.") qualifies them for a join. */
+#define USER_COLUMNS_OF(t)                                                     \
+	t "id, " t "email, " t "name, " t "display_name, " t "about, " t       \
+	  "avatar_url, " t "role, " t "suspended, " t                          \
+	  "deleted_at IS NOT NULL, " t "must_change_password, " DB_TS(         \
+	      t "created_at") ", " DB_TS(t "last_seen_at")
+#define USER_COLUMNS USER_COLUMNS_OF("")
 
 /* A plausible address: one '@', a non-empty local part and a domain with a
  * dot, no spaces or control characters, at most 254 bytes. */

@@ -21,6 +21,7 @@
 #include "log.h"
 #include "migrate.h"
 #include "password.h"
+#include "rooms.h"
 #include "settings.h"
 #include "users.h"
 
@@ -153,6 +154,8 @@ cmd_create_admin(app *ap, int argc, char **argv)
 			e = users_create(ap->db, ap->arena, email, name, pw,
 			    pw_len, s.password_min_length, "admin", false, &id,
 			    &why);
+		if (e == R_SUCCESS)
+			e = rooms_join_default(ap->db, ap->arena, &s, id);
 	}
 	if (e == R_SUCCESS)
 		e = db_commit(ap->db);

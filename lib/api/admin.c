@@ -6,6 +6,7 @@
 
 #include "../password.h"
 #include "../token.h"
+#include "../rooms.h"
 #include "../users.h"
 
 static const char *const roles[] = { "member", "admin", NULL };
@@ -60,6 +61,8 @@ api_admin_user_create(req_ctx *c)
 		return fail(c, e, "email", "an account with this email exists");
 	if (e != R_SUCCESS)
 		return fail(c, e, NULL, "%s", why);
+	if ((e = rooms_join_default(c->app->db, c->a, s, id)) != R_SUCCESS)
+		return e;
 	return api_reply_user(c, 201, id, true);
 }
 

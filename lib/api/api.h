@@ -19,6 +19,10 @@ const char *api_id(req_ctx *c, int64_t id);
 rerr api_query_int(req_ctx *c, const char *name, int64_t min, int64_t max,
     int64_t def, int64_t *out);
 
+/* A LIKE pattern for strings starting with q: q's wildcards escaped. Fold
+ * case in the SQL (lower() on both sides), which knows Unicode. */
+const char *api_like_prefix(req_ctx *c, const char *q);
+
 /* R_VALIDATION naming the first of keys (NULL-terminated) that is present
  * with a JSON null: for fields a PATCH may change but never clear. */
 rerr api_reject_nulls(req_ctx *c, const char *const *keys);
@@ -43,6 +47,34 @@ rerr api_me_token_delete(req_ctx *c);
 
 rerr api_users_list(req_ctx *c);
 rerr api_user_get(req_ctx *c);
+
+rerr api_rooms_list(req_ctx *c);
+rerr api_rooms_discover(req_ctx *c);
+rerr api_room_create(req_ctx *c);
+rerr api_room_get(req_ctx *c);
+rerr api_room_patch(req_ctx *c);
+rerr api_room_delete(req_ctx *c);
+rerr api_room_join(req_ctx *c);
+rerr api_rooms_join_by_code(req_ctx *c);
+rerr api_room_leave(req_ctx *c);
+rerr api_room_members(req_ctx *c);
+rerr api_room_members_add(req_ctx *c);
+rerr api_room_member_remove(req_ctx *c);
+rerr api_room_invite_code(req_ctx *c);
+rerr api_dm_create(req_ctx *c);
+
+rerr api_messages_post(req_ctx *c);
+rerr api_messages_list(req_ctx *c);
+rerr api_message_patch(req_ctx *c);
+rerr api_message_delete(req_ctx *c);
+rerr api_message_pin(req_ctx *c);
+rerr api_message_unpin(req_ctx *c);
+rerr api_room_pins(req_ctx *c);
+rerr api_reaction_put(req_ctx *c);
+rerr api_reaction_delete(req_ctx *c);
+rerr api_room_read(req_ctx *c);
+rerr api_search(req_ctx *c);
+rerr api_visitor_message(req_ctx *c);
 
 rerr api_admin_user_create(req_ctx *c);
 rerr api_admin_user_patch(req_ctx *c);

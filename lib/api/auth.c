@@ -9,6 +9,7 @@
 #include "../log.h"
 #include "../password.h"
 #include "../ratelimit.h"
+#include "../rooms.h"
 #include "../users.h"
 
 static const char *const devices[] = { "desktop", "mobile", NULL };
@@ -225,6 +226,8 @@ api_register(req_ctx *c)
 		return fail(c, e, "email", "an account with this email exists");
 	if (e != R_SUCCESS)
 		return fail(c, e, NULL, "%s", why);
+	if ((e = rooms_join_default(c->app->db, c->a, s, uid)) != R_SUCCESS)
+		return e;
 	return answer_with_session(c, 201, uid, device, s);
 }
 

@@ -41,6 +41,22 @@ bad:
 	    "must be a whole number from %" PRId64 " to %" PRId64, min, max);
 }
 
+const char *
+api_like_prefix(req_ctx *c, const char *q)
+{
+	size_t n = strlen(q);
+	char *out = arena_alloc(c->a, 2 * n + 2), *o = out;
+
+	for (const char *s = q; *s; s++) {
+		if (*s == '%' || *s == '_' || *s == '\\')
+			*o++ = '\\';
+		*o++ = *s;
+	}
+	*o++ = '%';
+	*o = '\0';
+	return out;
+}
+
 rerr
 api_reject_nulls(req_ctx *c, const char *const *keys)
 {

@@ -6,25 +6,6 @@
 
 #include "../users.h"
 
-/* A LIKE pattern matching strings that start with q: its wildcards
- * escaped. Case is folded by the SQL (lower() knows Unicode; a byte loop
- * here would only fold ASCII). */
-static const char *
-prefix_pattern(req_ctx *c, const char *q)
-{
-	size_t n = strlen(q);
-	char *out = arena_alloc(c->a, 2 * n + 2), *o = out;
-
-	for (const char *s = q; *s; s++) {
-		if (*s == '%' || *s == '_' || *s == '\\')
-			*o++ = '\\';
-		*o++ = *s;
-	}
-	*o++ = '%';
-	*o = '\0';
-	return out;
-}
-
 rerr
 api_users_list(req_ctx *c)
 {
@@ -51,7 +32,7 @@ api_users_list(req_ctx *c)
 				return fail(c, R_VALIDATION, "q",
 				    "must not contain control characters");
 	}
-	p[0] = q ? prefix_pattern(c, q) : NULL;
+	p[0] = q ? api_like_prefix(c, q) : NULL;
 	p[1] = api_id(c, after);
 	p[2] = api_id(c, limit + 1);
 	res = db_query(c->app->db, c->a, &e,
