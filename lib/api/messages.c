@@ -590,7 +590,8 @@ api_room_read(req_ctx *c)
 	p[1] = api_id(c, c->user.user_id);
 	p[2] = api_id(c, mid);
 	res = db_query(c->app->db, c->a, &e,
-	    "SELECT 1 FROM messages WHERE id = $3 AND room_id = $1", 3, p);
+	    "SELECT 1 FROM messages WHERE id = $1 AND room_id = $2", 2,
+	    (const char *[]){ p[2], p[0] });
 	if (res == NULL)
 		return e;
 	if (PQntuples(res) != 1)

@@ -242,6 +242,7 @@ api_search(req_ctx *c)
 	list = json_object_new_array();
 	for (int i = 0; i < PQntuples(res); i++) {
 		json_object *o = json_object_new_object(), *hl;
+		double rank = strtod(PQgetvalue(res, i, MESSAGE_COLUMNS), NULL);
 
 		json_object_object_add(o, "message",
 		    messages_row_json(c->a, res, i, c->user.user_id));
@@ -249,8 +250,8 @@ api_search(req_ctx *c)
 		    snippet(c, PQgetvalue(res, i, MESSAGE_COLUMNS + 1), &hl));
 		json_object_object_add(o, "highlights", hl);
 		json_object_object_add(o, "rank",
-		    json_object_new_double(
-		        strtod(PQgetvalue(res, i, MESSAGE_COLUMNS), NULL)));
+		    json_object_new_double_s(
+		        rank, arena_printf(c->a, "%.6g", rank)));
 		json_object_array_add(list, o);
 	}
 	answer = json_object_new_object();
