@@ -20,6 +20,8 @@
 #include "app.h"
 #include "log.h"
 #include "migrate.h"
+#include "events.h"
+#include "json.h"
 #include "password.h"
 #include "rooms.h"
 #include "settings.h"
@@ -187,6 +189,59 @@ cmd_create_admin(app *ap, int argc, char **argv)
 	}
 }
 
+/* Deletes messages older than their room's retention_hours, and tells
+ * each room's members up to which id history is gone. */
+static int
+cmd_run_jobs(app *ap)
+{
+	PGresult *res;
+	long long total = 0;
+	rerr e;
+
+	if (db_ensure(ap->db) != R_SUCCESS ||
+	    db_begin(ap->db, ap->cfg.schema) != R_SUCCESS) {
+		fprintf(stderr, "roostctl: the database is unreachable\n");
+		return EX_UNAVAILABLE;
+	}
+	res = db_query(ap->db, ap->arena, &e,
+	    "WITH purged AS (DELETE FROM messages m USING rooms r "
+	    "WHERE m.room_id = r.id AND r.retention_hours IS NOT NULL "
+	    "AND m.created_at < now() - make_interval(hours => "
+	    "r.retention_hours) "
+	    "RETURNING m.room_id, m.id) "
+	    "SELECT room_id, max(id), count(*) FROM purged GROUP BY room_id",
+	    0, NULL);
+	if (res == NULL) {
+		db_rollback(ap->db);
+		fprintf(stderr, "roostctl: run-jobs: the purge failed\n");
+		return e == R_UNAVAILABLE ? EX_UNAVAILABLE : EX_SOFTWARE;
+	}
+	for (int i = 0; i < PQntuples(res); i++) {
+		json_object *d = json_object_new_object();
+		long long room_id = strtoll(PQgetvalue(res, i, 0), NULL, 10);
+		long long n = strtoll(PQgetvalue(res, i, 2), NULL, 10);
+
+		json_object_object_add(d, "room_id", json_i64(room_id));
+		json_object_object_add(d, "up_to_id",
+		    json_i64(strtoll(PQgetvalue(res, i, 1), NULL, 10)));
+		json_object_object_add(d, "count", json_i64(n));
+		if (events_room(ap->db, ap->arena, room_id, "messages.purged",
+		        d) != R_SUCCESS) {
+			db_rollback(ap->db);
+			fprintf(stderr,
+			    "roostctl: run-jobs: could not record events\n");
+			return EX_SOFTWARE;
+		}
+		total += n;
+	}
+	if (db_commit(ap->db) != R_SUCCESS) {
+		fprintf(stderr, "roostctl: run-jobs: commit failed\n");
+		return EX_UNAVAILABLE;
+	}
+	printf("purged %lld message(s) past their room's retention\n", total);
+	return 0;
+}
+
 static int
 cmd_check(app *ap)
 {
@@ -275,7 +330,7 @@ main(int argc, char **argv)
 		return 0;
 	}
 	if (strcmp(argv[0], "migrate") && strcmp(argv[0], "create-admin") &&
-	    strcmp(argv[0], "check")) {
+	    strcmp(argv[0], "check") && strcmp(argv[0], "run-jobs")) {
 		fprintf(stderr, "roostctl: unknown command %s\n", argv[0]);
 		usage(stderr);
 		return EX_USAGE;
@@ -290,6 +345,8 @@ main(int argc, char **argv)
 		rc = cmd_migrate(&ap);
 	else if (strcmp(argv[0], "create-admin") == 0)
 		rc = cmd_create_admin(&ap, argc - 1, argv + 1);
+	else if (strcmp(argv[0], "run-jobs") == 0)
+		rc = cmd_run_jobs(&ap);
 	else
 		rc = cmd_check(&ap);
 	app_free(&ap);

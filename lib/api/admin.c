@@ -216,6 +216,29 @@ api_admin_user_delete(req_ctx *c)
 	        "WHERE user_id = $1",
 	        1, p) == NULL)
 		return e;
+	/* Out of every room but DMs, which keep the "Deleted User" so the
+	 * conversation still makes sense (and turns read-only). */
+	{
+		PGresult *res = db_query(c->app->db, c->a, &e,
+		    "SELECT rm.room_id FROM room_members rm JOIN rooms r "
+		    "ON r.id = rm.room_id WHERE rm.user_id = $1 AND r.kind <> "
+		    "'dm' "
+		    "ORDER BY rm.room_id",
+		    1, p);
+
+		if (res == NULL)
+			return e;
+		for (int i = 0; i < PQntuples(res); i++) {
+			room r;
+
+			if ((e = rooms_load_unchecked(c,
+			         strtoll(PQgetvalue(res, i, 0), NULL, 10), true,
+			         &r)) != R_SUCCESS ||
+			    (e = rooms_remove_member(
+			         c, &r, id, c->user.user_id)) != R_SUCCESS)
+				return e;
+		}
+	}
 	c->res->status = 204;
 	return R_SUCCESS;
 }
@@ -238,6 +261,26 @@ api_admin_settings_patch(req_ctx *c)
 	settings s;
 	rerr e;
 
+	if (json_object_object_get_ex(c->body, "visitor_room_id", NULL)) {
+		json_object *v =
+		    json_object_object_get(c->body, "visitor_room_id");
+
+		if (v != NULL && json_object_is_type(v, json_type_int)) {
+			const char *p[1] = { api_id(
+			    c, json_object_get_int64(v)) };
+			PGresult *res = db_query(c->app->db, c->a, &e,
+			    "SELECT 1 FROM rooms WHERE id = $1 AND kind <> "
+			    "'dm'",
+			    1, p);
+
+			if (res == NULL)
+				return e;
+			if (PQntuples(res) != 1)
+				return fail(c, R_VALIDATION, "visitor_room_id",
+				    "visitor_room_id must be a room (not a "
+				    "DM)");
+		}
+	}
 	if ((e = settings_update(c->app->db, c->a, c->body, &je)) != R_SUCCESS)
 		return e == R_VALIDATION ? JSON_FAIL(c, e, je) : e;
 	if ((e = settings_load(c->app->db, c->a, &s)) != R_SUCCESS)
