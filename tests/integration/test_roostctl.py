@@ -23,7 +23,7 @@ def ctl(*args, env=None, stdin=b""):
 
 def psql(sql, schema="roost"):
     e = stack.env()
-    p = subprocess.run(["psql", "-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c",
+    p = subprocess.run(["psql", "-X", "-A", "-t", "-q", "-v", "ON_ERROR_STOP=1", "-c",
                         f"SET search_path TO {schema}; {sql}",
                         e["ROOST_DATABASE_URL"]], env=e, capture_output=True, timeout=30)
     assert p.returncode == 0, p.stderr
@@ -138,6 +138,27 @@ def changed_migration_is_detected():
     assert p.returncode == 70 and b"901_broken.sql" in p.stderr, (p.returncode, p.stderr)
     assert psql("SELECT count(*) FROM pg_tables WHERE schemaname = 'tenant_edit' AND tablename = 'half'") == "0"
     assert psql("SELECT max(version) FROM schema_migrations", "tenant_edit") == "900"
+
+
+@test
+def run_jobs_purges_messages_past_retention():
+    assert ctl("migrate").returncode == 0
+    uid = psql("INSERT INTO users (email, name) VALUES ('keeper@example.com', 'Keeper') RETURNING id")
+    eph = psql("INSERT INTO rooms (kind, name, retention_hours) VALUES ('public', 'eph', 1) RETURNING id")
+    keep = psql("INSERT INTO rooms (kind, name) VALUES ('public', 'keep') RETURNING id")
+    for room in (eph, keep):
+        psql(f"INSERT INTO messages (room_id, author_id, type, body, created_at) "
+             f"SELECT {room}, {uid}, 'text', 'old ' || g, now() - interval '3 hours' "
+             f"FROM generate_series(1, 5) g")
+        psql(f"INSERT INTO messages (room_id, author_id, type, body) VALUES ({room}, {uid}, 'text', 'new')")
+    p = ctl("run-jobs")
+    assert p.returncode == 0 and b"purged 5 message(s)" in p.stdout, (p.stdout, p.stderr)
+    assert psql(f"SELECT count(*) FROM messages WHERE room_id = {eph}") == "1"
+    assert psql(f"SELECT count(*) FROM messages WHERE room_id = {keep}") == "6", "rooms without retention keep all"
+    ev = psql(f"SELECT data->>'count' || ' ' || (data->>'room_id') FROM events WHERE type = 'messages.purged'")
+    assert ev == f"5 {eph}", ev
+    p = ctl("run-jobs")
+    assert p.returncode == 0 and b"purged 0 message(s)" in p.stdout
 
 
 if __name__ == "__main__":
