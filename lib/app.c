@@ -203,6 +203,22 @@ req_settings(req_ctx *c, rerr *err)
 void
 req_ratelimit_headers(req_ctx *c, const rl_result *r)
 {
+	if (c->rl == NULL) {
+		c->rl = arena_alloc(c->a, sizeof(*c->rl));
+	} else if (c->rl->limited ||
+	    (!r->limited && c->rl->remaining <= r->remaining)) {
+		return;
+	}
+	*c->rl = *r;
+}
+
+static void
+ratelimit_headers(req_ctx *c)
+{
+	const rl_result *r = c->rl;
+
+	if (r == NULL)
+		return;
 	http_set_header(c->res, c->a, "X-RateLimit-Limit",
 	    arena_printf(c->a, "%lld", (long long)r->limit));
 	http_set_header(c->res, c->a, "X-RateLimit-Remaining",
@@ -381,6 +397,7 @@ app_handle(app *ap, char *const *envp, http_read_fn read_fn, void *read_ctx,
 		buf_reset(&res->body);
 		render_error(&c, e);
 	}
+	ratelimit_headers(&c);
 	http_set_header(res, c.a, "Cache-Control", "no-store");
 	http_set_header(res, c.a, "X-Content-Type-Options", "nosniff");
 	ap->served++;

@@ -50,6 +50,7 @@ typedef struct req_ctx {
 	principal user;          /* for AUTH_USER and AUTH_ADMIN routes */
 	settings *settings;      /* loaded on first use: req_settings() */
 	int64_t *stale_sessions; /* cache entries to mark after COMMIT */
+	struct rl_result *rl;    /* the tightest limit this request met */
 	size_t n_stale, cap_stale;
 	/* error detail for the body of an error response */
 	const char *err_field;
@@ -84,7 +85,10 @@ rerr fail(req_ctx *c, rerr e, const char *field, const char *fmt, ...)
  * NULL with *err set when the database fails. */
 const settings *req_settings(req_ctx *c, rerr *err);
 
-/* Adds X-RateLimit-* headers for r, and Retry-After when it is limited. */
+/* Records a rate-limit outcome. The response carries one set of
+ * X-RateLimit-* headers, for the tightest limit the request met (the one
+ * over its limit, else the one with the fewest requests left), and
+ * Retry-After when limited. */
 struct rl_result;
 void req_ratelimit_headers(req_ctx *c, const struct rl_result *r);
 

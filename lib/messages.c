@@ -175,7 +175,8 @@ check_drawing(json_object *c, json_err *e)
 	if (!json_object_is_type(c, json_type_object))
 		return bad(e, "content", "content must be a drawing object");
 	if (json_reject_unknown(c, keys, e) != R_SUCCESS)
-		return R_VALIDATION;
+		return bad(e, "content",
+		    "a drawing has only width, height and operations");
 	if (!json_object_object_get_ex(c, "width", &w) ||
 	    !int_in(w, 1, DRAW_MAX_SIDE, &width) ||
 	    !json_object_object_get_ex(c, "height", &h) ||

@@ -58,12 +58,16 @@ check_password(req_ctx *c, const room *r)
 	const char *pw = NULL;
 	size_t len = 0;
 	json_err je = { 0 };
+	rerr e;
 
+	/* A malformed password is a bad request whether or not the room
+	 * has one; a missing or wrong one for a room that has one is 403. */
+	if ((e = json_get_string(c->body, "password", false, 0, 1024,
+	         JSTR_ALLOW_NUL | JSTR_MULTILINE, &pw, &len, &je)) != R_SUCCESS)
+		return JSON_FAIL(c, e, je);
 	if (r->password_hash == NULL)
 		return R_SUCCESS;
-	if (json_get_string(c->body, "password", false, 0, 1024,
-	        JSTR_ALLOW_NUL | JSTR_MULTILINE, &pw, &len, &je) != R_SUCCESS ||
-	    pw == NULL || !password_verify(r->password_hash, pw, len))
+	if (pw == NULL || !password_verify(r->password_hash, pw, len))
 		return fail(
 		    c, R_FORBIDDEN, "password", "this room needs its password");
 	return R_SUCCESS;
