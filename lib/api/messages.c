@@ -626,10 +626,8 @@ api_room_read(req_ctx *c)
 	    "SELECT (SELECT count(*) FROM messages WHERE room_id = $1 "
 	    "AND id > $3 AND deleted_at IS NULL AND type <> 'system' "
 	    "AND author_id IS DISTINCT FROM $2), "
-	    "(SELECT count(*) FROM message_mentions mm JOIN messages mx "
-	    "ON mx.id = mm.message_id WHERE mm.user_id = $2 AND mm.room_id = "
-	    "$1 "
-	    "AND mm.message_id > $3 AND mx.deleted_at IS NULL)",
+	    "(SELECT count(*) FROM message_mentions WHERE user_id = $2 "
+	    "AND room_id = $1 AND message_id > $3)",
 	    3, p);
 	if (res == NULL)
 		return e;

@@ -104,10 +104,9 @@ api_rooms_list(req_ctx *c)
 	    "(SELECT count(*) FROM messages x WHERE x.room_id = r.id "
 	    "AND x.id > me.last_read_message_id AND x.deleted_at IS NULL "
 	    "AND x.type <> 'system' AND x.author_id IS DISTINCT FROM $1), "
-	    "(SELECT count(*) FROM message_mentions mm JOIN messages mx "
-	    "ON mx.id = mm.message_id WHERE mm.user_id = $1 "
-	    "AND mm.room_id = r.id AND mm.message_id > me.last_read_message_id "
-	    "AND mx.deleted_at IS NULL), "
+	    "(SELECT count(*) FROM message_mentions mm WHERE mm.user_id = $1 "
+	    "AND mm.room_id = r.id AND mm.message_id > "
+	    "me.last_read_message_id), "
 	    "(SELECT max(id) FROM messages WHERE room_id = r.id) AS "
 	    "last_id" ROOM_FROM "WHERE me.user_id IS NOT NULL "
 	    "ORDER BY last_id DESC NULLS LAST, r.id DESC",
