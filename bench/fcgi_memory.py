@@ -9,7 +9,9 @@ second through lighttpd with wrk (concurrency 8, 10 s), if wrk is
 installed (apt-get install wrk), else with the sequential figure only.
 
 The request mix touches every layer a real request does: health (a
-PostgreSQL round-trip and a Redis PING), a 404, a 405 and a 400.
+PostgreSQL round-trip and a Redis PING), a 404, a 405, a 400, and signed-in
+requests: the room list, sending a message (with its outbox event), and a
+page of messages.
 
 Usage: bench/fcgi_memory.py [--requests N]"""
 import argparse
@@ -23,8 +25,15 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../tests/integration"))
 from harness import Stack  # noqa: E402
 
+import json  # noqa: E402
+
 PATHS = [("GET", "/api/v1/health"), ("GET", "/api/v1/nope"),
-         ("DELETE", "/api/v1/health"), ("GET", "/api/v1/%2e%2e/x")]
+         ("DELETE", "/api/v1/health"), ("GET", "/api/v1/%2e%2e/x"),
+         ("GET", "/api/v1/rooms"), ("POST", "/api/v1/rooms/{room}/messages"),
+         ("GET", "/api/v1/rooms/{room}/messages?limit=20")]
+TOKEN = ""
+ROOM = 0
+SENT = [0]
 
 
 def rss_kib(pid):
@@ -35,14 +44,48 @@ def rss_kib(pid):
     raise RuntimeError("no VmRSS")
 
 
+def call(conn, method, path, body=None, token=""):
+    headers = {"Authorization": "Bearer " + token} if token else {}
+    data = None
+    if body is not None:
+        data = json.dumps(body).encode()
+        headers["Content-Type"] = "application/json"
+    conn.request(method, path, body=data, headers=headers)
+    r = conn.getresponse()
+    return r.status, r.read()
+
+
+def setup(stack, conn):
+    global TOKEN, ROOM
+    env = stack.env()
+    env["ROOST_ADMIN_PASSWORD"] = "bench admin password"
+    build = os.environ.get("ROOST_BUILD_DIR", os.path.join(os.path.dirname(os.path.abspath(__file__)), "../build"))
+    subprocess.run([os.path.join(build, "roostctl"), "migrate"], env=env, check=True, capture_output=True)
+    subprocess.run([os.path.join(build, "roostctl"), "create-admin", "bench@example.com"], env=env,
+                   check=True, capture_output=True)
+    st, body = call(conn, "POST", "/api/v1/auth/login",
+                    {"email": "bench@example.com", "password": "bench admin password"})
+    assert st == 200, body
+    TOKEN = json.loads(body)["token"]
+    st, body = call(conn, "PATCH", "/api/v1/admin/settings",
+                    {"messages_per_10s": 1000, "requests_per_minute": 100000}, TOKEN)
+    assert st == 200, body
+    st, body = call(conn, "POST", "/api/v1/rooms", {"name": "bench", "kind": "public"}, TOKEN)
+    assert st == 201, body
+    ROOM = json.loads(body)["id"]
+
+
 def run(conn, n):
     for i in range(n):
         method, path = PATHS[i % len(PATHS)]
-        conn.request(method, path)
-        r = conn.getresponse()
-        r.read()
-        if r.status >= 500:
-            raise RuntimeError(f"{method} {path} -> {r.status}")
+        path = path.replace("{room}", str(ROOM))
+        body = None
+        if method == "POST":
+            SENT[0] += 1
+            body = {"type": "text", "content": f"bench message {SENT[0]}", "client_msg_id": f"b{SENT[0]}"}
+        st, resp = call(conn, method, path, body, TOKEN if "rooms" in path else "")
+        if st >= 500 or st == 429:
+            raise RuntimeError(f"{method} {path} -> {st} {resp[:200]}")
 
 
 def main():
@@ -53,6 +96,7 @@ def main():
     try:
         port = int(stack.env_vars["ROOST_PORT"])
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        setup(stack, conn)
         run(conn, 500)  # warm-up: connections, caches, arena blocks
         pids = stack.fcgi_pids()
         assert len(pids) == 1, pids
