@@ -192,7 +192,10 @@ req_settings(req_ctx *c, rerr *err)
 	if (c->settings == NULL) {
 		settings *s = arena_calloc(c->a, 1, sizeof(*s));
 
-		if ((*err = settings_load(c->app->db, c->a, s)) != R_SUCCESS)
+		if (c->settings_rows != NULL)
+			settings_from_rows(c->a, c->settings_rows, s);
+		else if ((*err = settings_load(c->app->db, c->a, s)) !=
+		    R_SUCCESS)
 			return NULL;
 		c->settings = s;
 	}
@@ -349,7 +352,8 @@ pipeline(req_ctx *c, char *const *envp, http_read_fn read_fn, void *read_ctx)
 		/* One transaction per request: everything a handler writes
 		 * commits together, before the response goes out. */
 		if ((e = db_ensure(ap->db)) != R_SUCCESS ||
-		    (e = db_begin(ap->db, c->tenant.schema)) != R_SUCCESS)
+		    (e = db_begin_fetch(ap->db, c->a, c->tenant.schema,
+		         SETTINGS_QUERY, &c->settings_rows)) != R_SUCCESS)
 			return fail(c, e, NULL, "the database is unavailable");
 	}
 	if (r->auth != AUTH_NONE) {

@@ -49,6 +49,7 @@ typedef struct req_ctx {
 	json_object *body;       /* parsed for ROUTE_JSON_BODY routes */
 	principal user;          /* for AUTH_USER and AUTH_ADMIN routes */
 	settings *settings;      /* loaded on first use: req_settings() */
+	PGresult *settings_rows; /* fetched with BEGIN, for req_settings() */
 	int64_t *stale_sessions; /* cache entries to mark after COMMIT */
 	struct rl_result *rl;    /* the tightest limit this request met */
 	size_t n_stale, cap_stale;

@@ -193,35 +193,86 @@ reconnected(db *d, rerr e)
 	return connect_now(d) == R_SUCCESS;
 }
 
+/* Sends sql (several statements, no parameters) and collects every
+ * result; the last one that returned rows is kept in *last (registered on
+ * arena a) when last is not NULL. */
+static rerr
+batch(db *d, arena *a, const char *sql, PGresult **last)
+{
+	PGresult *res;
+	rerr e = R_SUCCESS;
+
+	if (last)
+		*last = NULL;
+	if (d->conn == NULL || PQstatus(d->conn) != CONNECTION_OK)
+		return R_UNAVAILABLE;
+	if (!PQsendQuery(d->conn, sql))
+		return PQstatus(d->conn) == CONNECTION_OK ? R_INTERNAL
+		                                          : R_UNAVAILABLE;
+	while ((res = PQgetResult(d->conn)) != NULL) {
+		ExecStatusType st = PQresultStatus(res);
+
+		if (st == PGRES_TUPLES_OK && last != NULL && e == R_SUCCESS) {
+			arena_on_cleanup(a, clear_result, res);
+			*last = res;
+			continue;
+		}
+		if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK &&
+		    e == R_SUCCESS) {
+			e = PQstatus(d->conn) == CONNECTION_OK ? R_INTERNAL
+			                                       : R_UNAVAILABLE;
+			if (e == R_INTERNAL)
+				log_error("transaction start failed: %.*s",
+				    (int)strcspn(
+				        PQresultErrorMessage(res), "\n"),
+				    PQresultErrorMessage(res));
+		}
+		PQclear(res);
+	}
+	if (e != R_SUCCESS && last != NULL)
+		*last = NULL; /* freed with the arena */
+	return e;
+}
+
+rerr
+db_begin_fetch(db *d, arena *a, const char *schema, const char *fetch_sql,
+    PGresult **fetched)
+{
+	char *ident, *sql;
+	rerr e;
+
+	if (d->conn == NULL || PQstatus(d->conn) != CONNECTION_OK)
+		return R_UNAVAILABLE;
+	/* One round trip. The schema name was validated against
+	 * [a-z_][a-z0-9_]* at configuration time and is quoted by libpq;
+	 * the timeout is our own integer. SET LOCAL ends with the
+	 * transaction, so nothing leaks to the next client of a pooled
+	 * server connection (PgBouncer transaction mode). */
+	ident = PQescapeIdentifier(d->conn, schema, strlen(schema));
+	if (ident == NULL)
+		return R_UNAVAILABLE;
+	sql = arena_printf(a,
+	    "BEGIN; SET LOCAL search_path TO %s; "
+	    "SET LOCAL statement_timeout = %d%s%s",
+	    ident, d->statement_timeout_ms, fetch_sql ? "; " : "",
+	    fetch_sql ? fetch_sql : "");
+	PQfreemem(ident);
+	e = batch(d, a, sql, fetched);
+	if (e != R_SUCCESS && reconnected(d, e))
+		e = batch(d, a, sql, fetched);
+	if (e != R_SUCCESS)
+		db_rollback(d);
+	return e;
+}
+
 rerr
 db_begin(db *d, const char *schema)
 {
-	char timeout[24];
-	const char *params[2] = { schema, timeout };
-	PGresult *res;
-	rerr e;
+	arena *a = arena_new();
+	rerr e = db_begin_fetch(d, a, schema, NULL, NULL);
 
-	e = simple(d, "BEGIN");
-	if (e != R_SUCCESS && reconnected(d, e))
-		e = simple(d, "BEGIN");
-	if (e != R_SUCCESS)
-		return e;
-	snprintf(timeout, sizeof(timeout), "%dms", d->statement_timeout_ms);
-	/* Local to the transaction: nothing leaks to the next client of a
-	 * pooled server connection (PgBouncer transaction mode). */
-	res = PQexecParams(d->conn,
-	    "SELECT set_config('search_path', $1, true), "
-	    "set_config('statement_timeout', $2, true)",
-	    2, NULL, params, NULL, NULL, 0);
-	if (res == NULL || PQresultStatus(res) != PGRES_TUPLES_OK) {
-		e = PQstatus(d->conn) == CONNECTION_OK ? R_INTERNAL
-		                                       : R_UNAVAILABLE;
-		PQclear(res);
-		db_rollback(d);
-		return e;
-	}
-	PQclear(res);
-	return R_SUCCESS;
+	arena_free(a);
+	return e;
 }
 
 rerr

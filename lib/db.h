@@ -44,6 +44,12 @@ rerr db_ensure(db *d);
 /* BEGIN, then search_path := schema (validated by the caller) and
  * statement_timeout, both local to the transaction. */
 rerr db_begin(db *d, const char *schema);
+
+/* db_begin() plus one constant query (no parameters) in the same round
+ * trip; its rows come back in *fetched (freed with arena a). Requests use
+ * it to read the tenant's settings at no extra cost. */
+rerr db_begin_fetch(db *d, arena *a, const char *schema, const char *fetch_sql,
+    PGresult **fetched);
 rerr db_commit(db *d);
 /* Rolls back when a transaction is open; harmless otherwise. */
 void db_rollback(db *d);

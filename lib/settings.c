@@ -170,17 +170,10 @@ read_value(arena *a, const sdef *d, json_object *obj, settings *s, json_err *e)
 	return R_INTERNAL;
 }
 
-rerr
-settings_load(db *d, arena *a, settings *out)
+void
+settings_from_rows(arena *a, const PGresult *res, settings *out)
 {
-	PGresult *res;
-	rerr err;
-
 	defaults(out);
-	res = db_query(
-	    d, a, &err, "SELECT key, value::text FROM settings", 0, NULL);
-	if (res == NULL)
-		return err;
 	for (int i = 0; i < PQntuples(res); i++) {
 		const char *key = PQgetvalue(res, i, 0);
 		const char *val = PQgetvalue(res, i, 1);
@@ -203,6 +196,18 @@ settings_load(db *d, arena *a, settings *out)
 			break;
 		}
 	}
+}
+
+rerr
+settings_load(db *d, arena *a, settings *out)
+{
+	PGresult *res;
+	rerr err;
+
+	res = db_query(d, a, &err, SETTINGS_QUERY, 0, NULL);
+	if (res == NULL)
+		return err;
+	settings_from_rows(a, res, out);
 	return R_SUCCESS;
 }
 

@@ -44,6 +44,11 @@ bool settings_has_reaction(const settings *s, const char *name);
 /* Loads defaults overlaid with the stored values (inside a transaction). */
 rerr settings_load(db *d, arena *a, settings *out);
 
+/* The query settings_load() runs, for db_begin_fetch(), and the same
+ * overlay from its rows. */
+#define SETTINGS_QUERY "SELECT key, value::text FROM settings"
+void settings_from_rows(arena *a, const PGresult *res, settings *out);
+
 /* The settings as a JSON object (new reference). */
 json_object *settings_json(const settings *s);
 

@@ -203,13 +203,20 @@ api_messages_post(req_ctx *c)
 	}
 	{
 		int64_t id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+		json_object *o;
 
 		if ((type == 0 &&
 		        (e = messages_store_mentions(c->app->db, c->a, id, r.id,
 		             c->user.user_id, text)) != R_SUCCESS) ||
-		    (e = message_event(c, id, "message.created")) != R_SUCCESS)
+		    (e = messages_get_json(c->app->db, c->a, id,
+		         c->user.user_id, &o)) != R_SUCCESS)
 			return e;
-		return reply_message(c, 201, id);
+		/* Read once: the answer as the author sees it, then the event
+		 * without the author-only client_msg_id. */
+		reply_json(c, 201, json_object_get(o));
+		json_object_object_add(o, "client_msg_id", NULL);
+		return events_room(
+		    c->app->db, c->a, r.id, "message.created", o);
 	}
 }
 
