@@ -30,8 +30,8 @@ parse_set_cookie(value) -> (name, value, {attribute-lower: value or True})
 set_cookies(headers) -> {name: (value, attrs)}
 
 err(body) -> the error object's code (asserts the error body's shape).
-expect_error(resp, status, code, field=...) asserts the status, the error
-    body and (when given) the field.
+expect_error(resp, status, code, field=...) asserts the status (or one of a
+    tuple of statuses), the error body and (when given) the field.
 """
 import email.utils
 import http.client
@@ -150,7 +150,10 @@ _ANY = object()
 def expect_error(resp, status, code=None, field=_ANY, what=""):
     """Assert resp (status, headers, body) is the given error."""
     st, _, body = resp
-    assert st == status, f"{what}: expected {status} {code or ''}, got {st} {body!r}"
+    if isinstance(status, (tuple, list, set)):  # any of several statuses
+        assert st in status, f"{what}: expected one of {status} {code or ''}, got {st} {body!r}"
+    else:
+        assert st == status, f"{what}: expected {status} {code or ''}, got {st} {body!r}"
     c = err(body)
     if code is not None:
         if isinstance(code, (tuple, list, set)):
@@ -433,3 +436,201 @@ class SqlSession:
             self.p.wait(timeout=10)
         except (OSError, subprocess.TimeoutExpired):
             self.p.kill()
+
+
+# ---------------------------------------------------------------- rooms and messages
+# Helpers for docs/rooms.md. The assert-on-status helpers return the parsed
+# answer; the *_resp variants return (status, headers, body) untouched.
+
+def qs(**params):
+    """'?a=1&b=x' from the params that are not None ('' when none)."""
+    from urllib.parse import urlencode
+    items = [(k, v) for k, v in params.items() if v is not None]
+    return ("?" + urlencode(items)) if items else ""
+
+
+def member_session(stack, admin_token, name=None, display_name=None, role="member"):
+    """A new user, logged in: (user dict, token). `display_name` is set with
+    PATCH /me when given."""
+    user, email, password = create_user(stack, admin_token, name=name, role=role)
+    token = login(stack, email, password)["token"]
+    if display_name is not None:
+        st, _, doc = patch(stack, "/me", {"display_name": display_name}, token=token)
+        assert st == 200, f"PATCH /me display_name: {st} {doc!r}"
+        user = doc
+    return user, token
+
+
+def create_room_resp(stack, token, name=None, kind="public", **fields):
+    body = {"name": name if name is not None else unique("room"), "kind": kind}
+    body.update(fields)
+    return post(stack, "/rooms", body, token=token)
+
+
+def create_room(stack, token, name=None, kind="public", **fields):
+    """POST /rooms; asserts 201; returns the room."""
+    st, _, doc = create_room_resp(stack, token, name, kind, **fields)
+    assert st == 201, f"POST /rooms {name!r} {kind} {fields}: expected 201, got {st} {doc!r}"
+    return doc
+
+
+def get_room(stack, token, room_id, expect=200):
+    st, _, doc = get(stack, f"/rooms/{room_id}", token=token)
+    assert st == expect, f"GET /rooms/{room_id}: expected {expect}, got {st} {doc!r}"
+    return doc
+
+
+def join_room(stack, token, room_id, password=None, expect=200):
+    body = {} if password is None else {"password": password}
+    st, _, doc = post(stack, f"/rooms/{room_id}/join", body, token=token)
+    assert st == expect, f"POST /rooms/{room_id}/join: expected {expect}, got {st} {doc!r}"
+    return doc
+
+
+def join_by_code(stack, token, code, password=None, expect=200):
+    body = {"invite_code": code}
+    if password is not None:
+        body["password"] = password
+    st, _, doc = post(stack, "/rooms/join-by-code", body, token=token)
+    assert st == expect, f"POST /rooms/join-by-code: expected {expect}, got {st} {doc!r}"
+    return doc
+
+
+def leave_room(stack, token, room_id, expect=204):
+    st, _, doc = request(stack, "POST", f"/rooms/{room_id}/leave", token=token)
+    assert st == expect, f"POST /rooms/{room_id}/leave: expected {expect}, got {st} {doc!r}"
+    return doc
+
+
+def add_members(stack, token, room_id, user_ids, expect=200):
+    st, _, doc = post(stack, f"/rooms/{room_id}/members", {"user_ids": list(user_ids)}, token=token)
+    assert st == expect, f"POST /rooms/{room_id}/members {user_ids}: expected {expect}, got {st} {doc!r}"
+    return doc
+
+
+def remove_member(stack, token, room_id, user_id, expect=204):
+    st, _, doc = delete(stack, f"/rooms/{room_id}/members/{user_id}", token=token)
+    assert st == expect, f"DELETE /rooms/{room_id}/members/{user_id}: expected {expect}, got {st} {doc!r}"
+    return doc
+
+
+def my_rooms(stack, token):
+    """GET /rooms -> the list of rooms."""
+    st, _, doc = get(stack, "/rooms", token=token)
+    assert st == 200, f"GET /rooms: {st} {doc!r}"
+    assert isinstance(doc.get("rooms"), list), doc
+    return doc["rooms"]
+
+
+def my_room(stack, token, room_id):
+    """My entry for one room in GET /rooms (with counts), or None."""
+    for r in my_rooms(stack, token):
+        if r["id"] == room_id:
+            return r
+    return None
+
+
+def open_dm(stack, token, user_id, expect=(200, 201)):
+    st, _, doc = post(stack, "/dms", {"user_id": user_id}, token=token)
+    exp = expect if isinstance(expect, tuple) else (expect,)
+    assert st in exp, f"POST /dms {user_id}: expected {expect}, got {st} {doc!r}"
+    return st, doc
+
+
+def send_resp(stack, token, room_id, content, type="text", **fields):
+    body = {"type": type, "content": content}
+    body.update(fields)
+    return post(stack, f"/rooms/{room_id}/messages", body, token=token)
+
+
+def send(stack, token, room_id, content, type="text", expect=201, **fields):
+    """POST /rooms/{id}/messages; asserts the status; returns the message."""
+    st, _, doc = send_resp(stack, token, room_id, content, type, **fields)
+    assert st == expect, f"send to room {room_id} {str(content)[:60]!r}: expected {expect}, got {st} {doc!r}"
+    return doc
+
+
+def messages_resp(stack, token, room_id, **params):
+    return get(stack, f"/rooms/{room_id}/messages" + qs(**params), token=token)
+
+
+def messages(stack, token, room_id, **params):
+    """GET /rooms/{id}/messages; asserts 200; returns the answer dict."""
+    st, _, doc = messages_resp(stack, token, room_id, **params)
+    assert st == 200, f"GET /rooms/{room_id}/messages {params}: expected 200, got {st} {doc!r}"
+    assert isinstance(doc.get("messages"), list) and isinstance(doc.get("has_more"), bool), doc
+    return doc
+
+
+def find_message(stack, token, room_id, message_id):
+    """The message as GET /rooms/{id}/messages?around=ID shows it."""
+    doc = messages(stack, token, room_id, around=message_id, limit=1)
+    for m in doc["messages"]:
+        if m["id"] == message_id:
+            return m
+    raise AssertionError(f"message {message_id} not in around={message_id}: {doc!r}")
+
+
+def mark_read(stack, token, room_id, message_id, expect=200):
+    st, _, doc = post(stack, f"/rooms/{room_id}/read", {"message_id": message_id}, token=token)
+    assert st == expect, f"POST /rooms/{room_id}/read {message_id}: expected {expect}, got {st} {doc!r}"
+    return doc
+
+
+def text_of(content):
+    """Every string inside a (system) message content, flattened."""
+    out = []
+
+    def walk(v):
+        if isinstance(v, str):
+            out.append(v)
+        elif isinstance(v, dict):
+            for x in v.values():
+                walk(x)
+        elif isinstance(v, list):
+            for x in v:
+                walk(x)
+    walk(content)
+    return out
+
+
+def last_system_message(stack, token, room_id):
+    """The newest system message of a room among its last 100 messages."""
+    doc = messages(stack, token, room_id, limit=100)
+    sys_msgs = [m for m in doc["messages"] if m["type"] == "system"]
+    return sys_msgs[-1] if sys_msgs else None
+
+
+def bulk_send(stack, tokens, room_id, n, text="message {i}", threads=4):
+    """Send n text messages (formatted with i = 0..n-1) into a room through
+    the API, spread over the given tokens (each token sends i where
+    i % len(tokens) == its index) from a few threads. Returns the created
+    messages ordered by id. The caller raises messages_per_10s first."""
+    import concurrent.futures
+    tokens = list(tokens)
+
+    def one(i):
+        tok = tokens[i % len(tokens)]
+        for attempt in range(3):
+            st, _, doc = send_resp(stack, tok, room_id, text.format(i=i),
+                                   client_msg_id=f"bulk-{room_id}-{i}")
+            if st in (200, 201):
+                return doc
+            if st >= 500 or st == 429:
+                time.sleep(0.2 * (attempt + 1))
+                continue
+            break
+        raise AssertionError(f"bulk send {i}: {st} {doc!r}")
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=threads) as ex:
+        out = list(ex.map(one, range(n)))
+    return sorted(out, key=lambda m: m["id"])
+
+
+def table_counts(stack, tables=("rooms", "room_members", "messages", "message_mentions",
+                                "reactions", "pins", "events")):
+    """{table: row count} of the tenant schema, in one query."""
+    present = set(psql_tables(stack))
+    tables = [t for t in tables if t in present]
+    query = "SELECT concat_ws('|', " + ", ".join(f"(SELECT count(*) FROM {t})" for t in tables) + ")"
+    return dict(zip(tables, (int(x) for x in sql(stack, query).split("|"))))

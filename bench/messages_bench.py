@@ -1,0 +1,347 @@
+#!/usr/bin/python3
+"""Benchmark: sending messages through lighttpd + roost.fcgi, against raw
+PostgreSQL inserts, and GET /rooms for a user in 200 rooms.
+
+Starts a private stack (PostgreSQL, Redis, lighttpd) with two FastCGI
+workers (the machine has two cores; PostgreSQL runs with fsync off, as in
+every test stack) and an admin made with roostctl, then:
+
+1. send path: N concurrent clients (--clients, default 8) post text
+   messages into one room for --seconds (default 10) with wrk: one wrk
+   thread and one kept-alive connection per client, every request with a
+   unique client_msg_id. Each connection cycles through its own few users
+   (--users-per-client, default 8) so the per-user send limit
+   (messages_per_10s, raised to its maximum of 1,000) is not what is
+   measured; requests_per_minute is raised to 100,000. Prints messages per
+   second (201 answers only) and p50/p99 latency, and checks that the room
+   holds exactly as many messages as were acknowledged.
+2. raw insert: pgbench at the same concurrency inserts single rows into a
+   scratch table shaped like `messages` (no indexes but the primary key)
+   over the stack's unix socket, for the same time; prints inserts per
+   second and the ratio send path / raw insert (target: >= 0.5).
+3. room list: a user in 200 rooms that all have unread messages (made
+   through the API) calls GET /api/v1/rooms ~200 times over one kept-alive
+   connection; prints p50/p99 latency.
+
+Loopback only; bounded in time (about a minute in all).
+
+Usage: bench/messages_bench.py [--clients N] [--seconds S] [--users-per-client K]
+                               [--rooms R]"""
+import argparse
+import concurrent.futures
+import http.client
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../tests/integration"))
+import api  # noqa: E402
+from harness import Stack  # noqa: E402
+
+PGBENCH = "/usr/lib/postgresql/15/bin/pgbench"
+
+WRK_LUA = r"""
+-- one wrk thread = one connection = one client; each cycles through its users
+local all_tokens = {TOKENS}
+local per = {PER}
+local room = {ROOM}
+local run = "{RUN}"
+local threads = {}
+local next_id = 0
+
+function setup(thread)
+  next_id = next_id + 1
+  thread:set("tid", next_id)
+  table.insert(threads, thread)
+end
+
+function init(args)
+  counter = 0
+  non201 = 0
+  limited = 0
+  path = "/api/v1/rooms/" .. room .. "/messages"
+  mine = {}
+  for i = 1, per do
+    mine[i] = all_tokens[(tid - 1) * per + i]
+  end
+end
+
+function request()
+  counter = counter + 1
+  local tok = mine[(counter % per) + 1]
+  local body = string.format(
+    '{"type":"text","content":"bench message %d from client %d","client_msg_id":"b%s-%d-%d"}',
+    counter, tid, run, tid, counter)
+  return wrk.format("POST", path,
+    {["Authorization"] = "Bearer " .. tok, ["Content-Type"] = "application/json"}, body)
+end
+
+function response(status, headers, body)
+  if status ~= 201 then
+    non201 = non201 + 1
+    if status == 429 then limited = limited + 1 end
+  end
+end
+
+function done(summary, latency, requests)
+  local bad, lim = 0, 0
+  for _, t in ipairs(threads) do
+    bad = bad + (t:get("non201") or 0)
+    lim = lim + (t:get("limited") or 0)
+  end
+  local e = summary.errors
+  io.write(string.format(
+    "WRKRESULT requests=%d duration_us=%d p50_us=%d p90_us=%d p99_us=%d max_us=%d non201=%d limited=%d " ..
+    "sock_errors=%d\n",
+    summary.requests, summary.duration, latency:percentile(50), latency:percentile(90),
+    latency:percentile(99), latency.max, bad, lim,
+    e.connect + e.read + e.write + e.timeout))
+end
+"""
+
+WRK_GET_LUA = r"""
+local token = "{TOKEN}"
+function request()
+  return wrk.format("GET", "/api/v1/me", {["Authorization"] = "Bearer " .. token})
+end
+function done(summary, latency, requests)
+  io.write(string.format("WRKRESULT requests=%d duration_us=%d p50_us=%d p99_us=%d non2xx=%d\n",
+    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99),
+    summary.errors.status))
+end
+"""
+
+SCRATCH_SQL = """
+DROP TABLE IF EXISTS bench_scratch;
+CREATE TABLE bench_scratch (
+    id         bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    room_id    bigint NOT NULL,
+    author_id  bigint,
+    type       text NOT NULL,
+    body       text,
+    created_at timestamptz NOT NULL DEFAULT now()
+)"""
+PGBENCH_SCRIPT = ("\\set author random(1, 64)\n"
+                  "INSERT INTO bench_scratch (room_id, author_id, type, body) "
+                  "VALUES (1, :author, 'text', 'bench message from pgbench');\n")
+
+
+def ms(us):
+    return f"{us / 1000:7.2f} ms"
+
+
+def pct(values, p):
+    values = sorted(values)
+    return values[min(len(values) - 1, max(0, int(round(p / 100 * len(values))) - 1))]
+
+
+def ensure_wrk():
+    if shutil.which("wrk"):
+        return shutil.which("wrk")
+    print("wrk is missing: installing the Debian package (apt-get install wrk)", flush=True)
+    subprocess.run(["apt-get", "install", "-y", "-q", "wrk"], check=True, stdout=subprocess.DEVNULL)
+    return shutil.which("wrk")
+
+
+def make_users(stack, admin, n, prefix):
+    """n members, signed in (argon2id per login: a few at a time)."""
+    def one(i):
+        user, email, password = api.create_user(stack, admin, name=f"{prefix}{i}")
+        return user, api.login(stack, email, password)["token"]
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=2) as ex:
+        return list(ex.map(one, range(n)))
+
+
+def parallel(fn, items, workers=8):
+    with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as ex:
+        return list(ex.map(fn, items))
+
+
+def bench_send(stack, admin, args, wrk):
+    n_users = args.clients * args.users_per_client
+    t0 = time.monotonic()
+    people = make_users(stack, admin, n_users, "Sender")
+    room = api.create_room(stack, people[0][1], name="Bench room", max_members=0)
+    parallel(lambda p: api.join_room(stack, p[1], room["id"]), people[1:])
+    print(f"  setup: {n_users} users signed in and joined one room in {time.monotonic() - t0:.1f} s", flush=True)
+    before = int(api.sql(stack, f"SELECT count(*) FROM messages WHERE room_id = {room['id']}"))
+    ev_mark = int(api.sql(stack, "SELECT coalesce(max(id), 0) FROM events"))
+    with tempfile.TemporaryDirectory() as d:
+        script = os.path.join(d, "send.lua")
+        lua = (WRK_LUA.replace("{TOKENS}", "{" + ",".join(json.dumps(t) for _, t in people) + "}")
+               .replace("{PER}", str(args.users_per_client)).replace("{ROOM}", str(room["id"]))
+               .replace("{RUN}", str(os.getpid())))
+        with open(script, "w") as f:
+            f.write(lua)
+        p = subprocess.run([wrk, "-t", str(args.clients), "-c", str(args.clients), "-d", f"{args.seconds}s",
+                            "--timeout", "10s", "-s", script, stack.url("/")],
+                           capture_output=True, text=True, timeout=args.seconds + 60)
+    line = [x for x in p.stdout.splitlines() if x.startswith("WRKRESULT")]
+    if p.returncode != 0 or not line:
+        raise SystemExit(f"wrk failed ({p.returncode}):\n{p.stdout}\n{p.stderr}")
+    r = {k: int(v) for k, v in (kv.split("=") for kv in line[0].split()[1:])}
+    created = r["requests"] - r["non201"]
+    time.sleep(1.0)  # requests still in a worker when wrk stopped finish and commit
+    stored, events = (int(x) for x in api.sql(
+        stack, f"SELECT (SELECT count(*) FROM messages WHERE room_id = {room['id']}) - {before}, "
+               "(SELECT count(*) FROM events WHERE type = 'message.created' "
+               f"AND room_id = {room['id']} AND id > {ev_mark})").split("|"))
+    secs = r["duration_us"] / 1e6
+    return {"rate": created / secs, "secs": secs, "created": created, "stored": stored, "events": events, **r}
+
+
+def bench_get_me(stack, admin, args, wrk):
+    """Baseline: an authenticated GET that touches one row, same connections."""
+    with tempfile.TemporaryDirectory() as d:
+        script = os.path.join(d, "me.lua")
+        with open(script, "w") as f:
+            f.write(WRK_GET_LUA.replace("{TOKEN}", admin))
+        secs = max(3, args.seconds // 2)
+        p = subprocess.run([wrk, "-t", str(args.clients), "-c", str(args.clients), "-d", f"{secs}s",
+                            "-s", script, stack.url("/")], capture_output=True, text=True, timeout=secs + 60)
+    line = [x for x in p.stdout.splitlines() if x.startswith("WRKRESULT")]
+    if p.returncode != 0 or not line:
+        raise SystemExit(f"wrk failed ({p.returncode}):\n{p.stdout}\n{p.stderr}")
+    r = {k: int(v) for k, v in (kv.split("=") for kv in line[0].split()[1:])}
+    r["rate"] = r["requests"] / (r["duration_us"] / 1e6)
+    return r
+
+
+def bench_pgbench(stack, args, clients=None):
+    stack.psql(SCRATCH_SQL)
+    with tempfile.TemporaryDirectory() as d:
+        os.chmod(d, 0o755)
+        script = os.path.join(d, "insert.sql")
+        with open(script, "w") as f:
+            f.write(PGBENCH_SCRIPT)
+        os.chmod(script, 0o644)
+        clients = clients or args.clients
+        p = subprocess.run([PGBENCH, "-n", "-c", str(clients), "-j", str(min(2, clients)), "-T",
+                            str(args.seconds if clients == args.clients else max(3, args.seconds // 2)),
+                            "-f", script, stack.env_vars["ROOST_DATABASE_URL"]],
+                           env=stack.env(), capture_output=True, text=True, timeout=args.seconds + 60)
+    if p.returncode != 0:
+        raise SystemExit(f"pgbench failed ({p.returncode}):\n{p.stdout}\n{p.stderr}")
+    tps = lat = None
+    for line in p.stdout.splitlines():
+        if line.startswith("tps =") and tps is None:
+            tps = float(line.split("=")[1].split()[0])
+        if line.startswith("latency average"):
+            lat = float(line.split("=")[1].split()[0])
+    rows = int(stack.psql("SELECT count(*) FROM bench_scratch"))
+    stack.psql("DROP TABLE bench_scratch")
+    return {"tps": tps, "latency_ms": lat, "rows": rows}
+
+
+def bench_room_list(stack, admin, args):
+    (reader, rt), (writer, wt) = make_users(stack, admin, 2, "Lister")
+    t0 = time.monotonic()
+    rooms = parallel(lambda i: api.create_room(stack, wt, name=f"List room {i}", max_members=0),
+                     range(args.rooms))
+    parallel(lambda r: api.join_room(stack, rt, r["id"]), rooms)
+    parallel(lambda r: api.send(stack, wt, r["id"], f"unread in {r['name']}"), rooms)
+    print(f"  setup: {args.rooms} rooms with an unread message each in {time.monotonic() - t0:.1f} s",
+          flush=True)
+    conn = http.client.HTTPConnection("127.0.0.1", stack.port, timeout=30)
+    hdrs = {"Authorization": f"Bearer {rt}"}
+
+    def get_rooms():
+        t = time.perf_counter()
+        conn.request("GET", "/api/v1/rooms", headers=hdrs)
+        resp = conn.getresponse()
+        data = resp.read()
+        dt = time.perf_counter() - t
+        if resp.status != 200:
+            raise SystemExit(f"GET /rooms answered {resp.status}: {data[:300]!r}")
+        return dt, data
+
+    for _ in range(10):
+        _, data = get_rooms()
+    doc = json.loads(data)
+    mine = [r for r in doc["rooms"] if r["name"].startswith("List room")]
+    assert len(mine) == args.rooms, f"the reader is in {len(mine)} of {args.rooms} rooms"
+    assert all(r["unread_count"] == 1 and r["last_message"] is not None for r in mine), \
+        "every room shows one unread message and its last message"
+    times = [get_rooms()[0] * 1e6 for _ in range(args.list_requests)]
+    conn.close()
+    return {"rooms": len(doc["rooms"]), "bytes": len(data), "p50": pct(times, 50), "p99": pct(times, 99),
+            "mean": statistics.mean(times), "n": len(times)}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--clients", type=int, default=8)
+    ap.add_argument("--seconds", type=int, default=10)
+    ap.add_argument("--users-per-client", type=int, default=8)
+    ap.add_argument("--rooms", type=int, default=200)
+    ap.add_argument("--list-requests", type=int, default=200)
+    args = ap.parse_args()
+    if not os.path.exists(PGBENCH):
+        raise SystemExit(f"{PGBENCH} is missing (Debian package postgresql-15)")
+    wrk = ensure_wrk()
+    stack = Stack(workers=2, env={"ROOST_LOG_LEVEL": "warn"})
+    try:
+        email, password = api.make_admin(stack)
+        admin = api.login(stack, email, password)["token"]
+        api.set_settings(stack, admin, messages_per_10s=1000, requests_per_minute=100000,
+                         login_attempts_per_15min=1000, rooms_per_user=10000)
+        print(f"Roost messages benchmark: {stack.workers} roost.fcgi workers behind lighttpd, "
+              f"{os.cpu_count()} CPU cores, PostgreSQL with fsync off (test stack)")
+        print()
+        print(f"1. Send path: {args.clients} clients x {args.seconds} s, POST /api/v1/rooms/ID/messages (wrk)")
+        s = bench_send(stack, admin, args, wrk)
+        print()
+        print(f"2. Raw insert: pgbench, {args.clients} clients x {args.seconds} s, one-row INSERT into a "
+              "scratch table (unix socket)")
+        pg = bench_pgbench(stack, args)
+        pg_w = bench_pgbench(stack, args, clients=stack.workers)
+        print()
+        print(f"   (baseline: GET /api/v1/me with wrk, {args.clients} clients)")
+        me = bench_get_me(stack, admin, args, wrk)
+        print()
+        print(f"3. Room list: GET /api/v1/rooms for a user in {args.rooms} rooms, all with unread messages")
+        rl = bench_room_list(stack, admin, args)
+        pids = stack.fcgi_pids()
+
+        ratio = s["rate"] / pg["tps"] if pg["tps"] else float("nan")
+        print()
+        print("=" * 72)
+        print("RESULTS")
+        print("=" * 72)
+        print(f"send path (lighttpd + roost.fcgi + PostgreSQL + Redis), {args.clients} connections:")
+        print(f"  {s['rate']:9.1f} messages/s   ({s['created']} sent in {s['secs']:.1f} s)")
+        print(f"  latency  p50 {ms(s['p50_us'])}   p90 {ms(s['p90_us'])}   p99 {ms(s['p99_us'])}   "
+              f"max {ms(s['max_us'])}")
+        print(f"  non-201 answers: {s['non201']} (429: {s['limited']}), socket errors: {s['sock_errors']}")
+        consistent = s["stored"] == s["events"] and 0 <= s["stored"] - s["created"] <= args.clients
+        print(f"  stored {s['stored']} messages, {s['events']} message.created events "
+              f"({'consistent' if consistent else 'MISMATCH!'}; wrk does not count the <= {args.clients} "
+              "requests in flight at the end)")
+        print(f"raw PostgreSQL single-row INSERT (pgbench), {args.clients} clients:")
+        print(f"  {pg['tps']:9.1f} inserts/s    (average latency {pg['latency_ms']:.2f} ms, {pg['rows']} rows)")
+        print(f"  {pg_w['tps']:9.1f} inserts/s    with {stack.workers} clients (one per roost.fcgi worker)")
+        verdict = "meets" if ratio >= 0.5 else "MISSES"
+        print(f"ratio send path / raw insert: {ratio:.2f}x   (target >= 0.5x: {verdict} the target)")
+        print(f"baseline GET /api/v1/me (auth + one row), {args.clients} connections: {me['rate']:.1f} requests/s, "
+              f"p50 {ms(me['p50_us']).strip()}, p99 {ms(me['p99_us']).strip()}")
+        print(f"  send path / GET /me: {s['rate'] / me['rate']:.2f}x")
+        print(f"GET /api/v1/rooms, {rl['rooms']} rooms in the answer ({rl['bytes'] // 1024} KiB), "
+              f"{rl['n']} requests on one connection:")
+        print(f"  latency  p50 {ms(rl['p50'])}   p99 {ms(rl['p99'])}   mean {ms(rl['mean'])}")
+        print(f"workers alive: {len(pids)} of {stack.workers}")
+        if s["non201"]:
+            print(f"WARNING: {s['non201']} sends were not 201; only 201s count in the rate", file=sys.stderr)
+        if not consistent:
+            print("WARNING: acknowledged, stored and event counts differ", file=sys.stderr)
+    finally:
+        stack.stop()
+
+
+if __name__ == "__main__":
+    main()
