@@ -264,6 +264,30 @@ def dm_and_visitor_messages_have_events():
         api.set_settings(stack, admin(), visitor_room_id=None)
 
 
+@test
+def messages_purged_by_run_jobs():
+    _, tok = user()
+    room = api.create_room(stack, tok, retention_hours=1)
+    keep = api.create_room(stack, tok, retention_hours=1)
+    old = [api.send(stack, tok, room["id"], f"old {i}") for i in range(3)]
+    new = api.send(stack, tok, room["id"], "new")
+    api.send(stack, tok, keep["id"], "recent")
+    ids = ",".join(str(m["id"]) for m in old)
+    api.sql(stack, f"UPDATE messages SET created_at = now() - interval '3 hours' WHERE id IN ({ids})")
+    purged_before = int(api.sql(stack, f"SELECT count(*) FROM messages WHERE room_id = {room['id']} "
+                                       "AND created_at < now() - interval '1 hour'"))
+    m0 = mark()
+    p = api.ctl(stack, "run-jobs")
+    assert p.returncode == 0, (p.returncode, p.stderr)
+    e = one(m0, "messages.purged", room_id=room["id"])
+    assert e["data"] == {"room_id": room["id"], "up_to_id": old[-1]["id"], "count": purged_before}, e
+    assert [x for x in events_since(m0) if x["room_id"] == keep["id"]] == [], "a room with nothing to purge"
+    assert api.sql(stack, f"SELECT count(*) FROM messages WHERE id = {new['id']}") == "1"
+    m1 = mark()
+    assert api.ctl(stack, "run-jobs").returncode == 0
+    assert events_since(m1, "messages.purged") == [], "a second run has nothing to purge"
+
+
 # ------------------------------------------------------------------ failures write nothing
 
 @test
