@@ -281,11 +281,18 @@ def main():
     ap.add_argument("--users-per-client", type=int, default=8)
     ap.add_argument("--rooms", type=int, default=200)
     ap.add_argument("--list-requests", type=int, default=200)
+    ap.add_argument("--durable", action="store_true",
+                    help="PostgreSQL with fsync and synchronous_commit on, as in production "
+                         "(the default runs with them off, like the tests)")
     args = ap.parse_args()
     if not os.path.exists(PGBENCH):
         raise SystemExit(f"{PGBENCH} is missing (Debian package postgresql-15)")
     wrk = ensure_wrk()
-    stack = Stack(workers=2, env={"ROOST_LOG_LEVEL": "warn"})
+    env = {"ROOST_LOG_LEVEL": "warn"}
+    if args.durable:
+        env["ROOST_PG_FAST"] = "0"
+    stack = Stack(workers=2, env=env)
+    print(f"postgresql: {'durable (fsync, synchronous_commit on)' if args.durable else 'fsync off (test settings)'}")
     try:
         email, password = api.make_admin(stack)
         admin = api.login(stack, email, password)["token"]

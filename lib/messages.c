@@ -358,7 +358,7 @@ messages_mention_candidates(arena *a, const char *text)
 
 rerr
 messages_store_mentions(db *d, arena *a, int64_t msg_id, int64_t room_id,
-    int64_t author_id, const char *text)
+    int64_t author_id, const char *text, bool replace)
 {
 	const char *p[4];
 	rerr e;
@@ -367,7 +367,8 @@ messages_store_mentions(db *d, arena *a, int64_t msg_id, int64_t room_id,
 	p[1] = arena_printf(a, "%lld", (long long)room_id);
 	p[2] = arena_printf(a, "%lld", (long long)author_id);
 	p[3] = messages_mention_candidates(a, text ? text : "");
-	if (db_query(d, a, &e,
+	if (replace &&
+	    db_query(d, a, &e,
 	        "DELETE FROM message_mentions WHERE message_id = $1", 1,
 	        p) == NULL)
 		return e;

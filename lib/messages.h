@@ -157,8 +157,9 @@ rerr messages_check_content(arena *a, const settings *s, const char *type,
 const char *messages_mention_candidates(arena *a, const char *text);
 
 /* Stores the mentions of message msg_id (room room_id, author author_id)
- * found in text, replacing earlier ones. */
+ * found in text; replace drops earlier ones first (an edit). A message
+ * without '@' costs no query. */
 rerr messages_store_mentions(db *d, arena *a, int64_t msg_id, int64_t room_id,
-    int64_t author_id, const char *text);
+    int64_t author_id, const char *text, bool replace);
 
 #endif

@@ -207,7 +207,7 @@ api_messages_post(req_ctx *c)
 
 		if ((type == 0 &&
 		        (e = messages_store_mentions(c->app->db, c->a, id, r.id,
-		             c->user.user_id, text)) != R_SUCCESS) ||
+		             c->user.user_id, text, false)) != R_SUCCESS) ||
 		    (e = messages_get_json(c->app->db, c->a, id,
 		         c->user.user_id, &o)) != R_SUCCESS)
 			return e;
@@ -375,7 +375,7 @@ api_message_patch(req_ctx *c)
 	        "$1",
 	        2, p) == NULL ||
 	    (e = messages_store_mentions(c->app->db, c->a, m.id, m.room_id,
-	         c->user.user_id, text)) != R_SUCCESS ||
+	         c->user.user_id, text, true)) != R_SUCCESS ||
 	    (e = message_event(c, m.id, "message.updated")) != R_SUCCESS)
 		return e;
 	return reply_message(c, 200, m.id);
