@@ -281,6 +281,8 @@ def main():
     ap.add_argument("--users-per-client", type=int, default=8)
     ap.add_argument("--rooms", type=int, default=200)
     ap.add_argument("--list-requests", type=int, default=200)
+    ap.add_argument("--workers", type=int, default=2,
+                    help="roost.fcgi workers (more than cores helps when commits wait on disk)")
     ap.add_argument("--durable", action="store_true",
                     help="PostgreSQL with fsync and synchronous_commit on, as in production "
                          "(the default runs with them off, like the tests)")
@@ -291,7 +293,8 @@ def main():
     env = {"ROOST_LOG_LEVEL": "warn"}
     if args.durable:
         env["ROOST_PG_FAST"] = "0"
-    stack = Stack(workers=2, env=env)
+    stack = Stack(workers=args.workers, env=env)
+    print(f"workers: {args.workers}")
     print(f"postgresql: {'durable (fsync, synchronous_commit on)' if args.durable else 'fsync off (test settings)'}")
     try:
         email, password = api.make_admin(stack)
