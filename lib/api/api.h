@@ -27,6 +27,12 @@ const char *api_like_prefix(req_ctx *c, const char *q);
  * with a JSON null: for fields a PATCH may change but never clear. */
 rerr api_reject_nulls(req_ctx *c, const char *const *keys);
 
+/* Answers a page of a list ordered by id: {key: list, has_more,
+ * next_after}. The query asked for limit + 1 rows (n of them came back);
+ * next_after is the id (column 0) of the last row shown. Takes list. */
+rerr api_reply_page(req_ctx *c, const char *key, json_object *list,
+    const PGresult *res, int n, int64_t limit);
+
 /* Selects the user id with USER_COLUMNS and answers it with status. */
 rerr api_reply_user(req_ctx *c, int status, int64_t id, bool private_view);
 

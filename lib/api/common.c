@@ -71,6 +71,23 @@ api_reject_nulls(req_ctx *c, const char *const *keys)
 }
 
 rerr
+api_reply_page(req_ctx *c, const char *key, json_object *list,
+    const PGresult *res, int n, int64_t limit)
+{
+	json_object *answer = json_object_new_object();
+	bool more = n > limit;
+
+	json_object_object_add(answer, key, list);
+	json_object_object_add(
+	    answer, "has_more", json_object_new_boolean(more));
+	json_object_object_add(answer, "next_after",
+	    more ? json_i64(
+	               strtoll(PQgetvalue(res, (int)limit - 1, 0), NULL, 10))
+	         : NULL);
+	return reply_json(c, 200, answer);
+}
+
+rerr
 api_reply_user(req_ctx *c, int status, int64_t id, bool private_view)
 {
 	const char *p[1] = { api_id(c, id) };

@@ -164,7 +164,7 @@ rerr
 api_rooms_discover(req_ctx *c)
 {
 	const char *p[4], *q;
-	json_object *list, *answer;
+	json_object *list;
 	int64_t after, limit;
 	size_t qlen;
 	PGresult *res;
@@ -194,15 +194,7 @@ api_rooms_discover(req_ctx *c)
 	list = json_object_new_array();
 	for (int i = 0; i < n && i < limit; i++)
 		json_object_array_add(list, rooms_row_json(res, i));
-	answer = json_object_new_object();
-	json_object_object_add(answer, "rooms", list);
-	json_object_object_add(
-	    answer, "has_more", json_object_new_boolean(n > limit));
-	json_object_object_add(answer, "next_after",
-	    n > limit ? json_i64(strtoll(
-	                    PQgetvalue(res, (int)limit - 1, 0), NULL, 10))
-	              : NULL);
-	return reply_json(c, 200, answer);
+	return api_reply_page(c, "rooms", list, res, n, limit);
 }
 
 /* Reads the optional room fields shared by create and update. Each
@@ -559,7 +551,7 @@ rerr
 api_room_members(req_ctx *c)
 {
 	const char *p[3];
-	json_object *list, *answer;
+	json_object *list;
 	int64_t after, limit;
 	PGresult *res;
 	room r;
@@ -604,15 +596,7 @@ api_room_members(req_ctx *c)
 		    m, "joined_at", json_str(PQgetvalue(res, i, 12)));
 		json_object_array_add(list, m);
 	}
-	answer = json_object_new_object();
-	json_object_object_add(answer, "members", list);
-	json_object_object_add(
-	    answer, "has_more", json_object_new_boolean(n > limit));
-	json_object_object_add(answer, "next_after",
-	    n > limit ? json_i64(strtoll(
-	                    PQgetvalue(res, (int)limit - 1, 0), NULL, 10))
-	              : NULL);
-	return reply_json(c, 200, answer);
+	return api_reply_page(c, "members", list, res, n, limit);
 }
 
 rerr

@@ -10,7 +10,7 @@ rerr
 api_users_list(req_ctx *c)
 {
 	const char *q, *p[3];
-	json_object *list, *answer;
+	json_object *list;
 	int64_t after, limit;
 	size_t qlen;
 	PGresult *res;
@@ -53,15 +53,7 @@ api_users_list(req_ctx *c)
 		    users_row_json(
 		        res, i, c->user.admin || id == c->user.user_id));
 	}
-	answer = json_object_new_object();
-	json_object_object_add(answer, "users", list);
-	json_object_object_add(
-	    answer, "has_more", json_object_new_boolean(n > limit));
-	json_object_object_add(answer, "next_after",
-	    n > limit ? json_i64(strtoll(
-	                    PQgetvalue(res, (int)limit - 1, 0), NULL, 10))
-	              : NULL);
-	return reply_json(c, 200, answer);
+	return api_reply_page(c, "users", list, res, n, limit);
 }
 
 rerr
