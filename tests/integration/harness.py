@@ -282,10 +282,12 @@ class Stack:
             raise AssertionError(f"redis-cli failed: {p.stderr.decode(errors='replace')}")
         return p.stdout.decode().strip()
 
-    def log_path(self, name="error"):
-        """Path of a log: "error" (lighttpd + worker stderr), "access",
-        "postgres", "redis"."""
+    def log_path(self, name="worker"):
+        """Path of a log: "worker" (roost.fcgi stderr: its log lines and any
+        sanitizer report, via lighttpd's server.breakagelog), "error"
+        (lighttpd's own), "access", "postgres", "redis"."""
         return {
+            "worker": os.path.join(self.dir, "log", "worker.log"),
             "error": os.path.join(self.dir, "log", "error.log"),
             "access": os.path.join(self.dir, "log", "access.log"),
             "postgres": os.path.join(self.dir, "pg", "log", "postgres.log"),
@@ -471,14 +473,26 @@ def run_tests(*stacks):
             n += 1
             reports = []
             for s in stacks:
+                # Stop the web server first: lighttpd SIGTERMs its workers,
+                # and LeakSanitizer reports only when a worker exits.
                 try:
-                    with open(s.log_path(), "rb") as f:
-                        for line in f:
-                            if SANITIZER_RE.search(line):
-                                reports.append(f"{s.log_path()}: "
-                                               f"{line.decode('utf-8', 'replace').rstrip()}")
-                except OSError:
-                    pass
+                    s.web_stop()
+                    deadline = time.monotonic() + 15
+                    while s.fcgi_pids() and time.monotonic() < deadline:
+                        time.sleep(0.05)
+                    if s.fcgi_pids():
+                        reports.append(f"workers {s.fcgi_pids()} did not exit on SIGTERM")
+                except Exception as e:
+                    reports.append(f"stopping the web server failed: {e}")
+                for log in (s.log_path("worker"), s.log_path("error")):
+                    try:
+                        with open(log, "rb") as f:
+                            for line in f:
+                                if SANITIZER_RE.search(line):
+                                    reports.append(f"{log}: "
+                                                   f"{line.decode('utf-8', 'replace').rstrip()}")
+                    except OSError:
+                        pass
             if reports:
                 failed += 1
                 sys.stdout.write(f"not ok {n} - worker logs have no sanitizer reports\n")
