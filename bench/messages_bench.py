@@ -283,6 +283,8 @@ def main():
     ap.add_argument("--list-requests", type=int, default=200)
     ap.add_argument("--workers", type=int, default=2,
                     help="roost.fcgi workers (more than cores helps when commits wait on disk)")
+    ap.add_argument("--prepared", action="store_true",
+                    help="ROOST_PG_PREPARED=1: statements prepared once per connection")
     ap.add_argument("--durable", action="store_true",
                     help="PostgreSQL with fsync and synchronous_commit on, as in production "
                          "(the default runs with them off, like the tests)")
@@ -293,8 +295,10 @@ def main():
     env = {"ROOST_LOG_LEVEL": "warn"}
     if args.durable:
         env["ROOST_PG_FAST"] = "0"
+    if args.prepared:
+        env["ROOST_PG_PREPARED"] = "1"
     stack = Stack(workers=args.workers, env=env)
-    print(f"workers: {args.workers}")
+    print(f"workers: {args.workers}, prepared statements: {'on' if args.prepared else 'off'}")
     print(f"postgresql: {'durable (fsync, synchronous_commit on)' if args.durable else 'fsync off (test settings)'}")
     try:
         email, password = api.make_admin(stack)

@@ -100,7 +100,7 @@ app_init(app *ap, const char *config_file, const char *frontend, char *err,
 		.max_query_params = 64,
 	};
 	ap->db = db_new(ap->cfg.database_url, ap->cfg.connect_timeout_s,
-	    ap->cfg.statement_timeout_ms);
+	    ap->cfg.statement_timeout_ms, ap->cfg.pg_prepared);
 	ap->kv = kv_new(
 	    ap->cfg.redis_url, ap->cfg.connect_timeout_s * 1000, err, errlen);
 	if (ap->kv == NULL)

@@ -48,6 +48,7 @@ static const key keys[] = {
 	    600000),
 	NUM("ROOST_CONNECT_TIMEOUT", K_INT, connect_timeout_s, 1, 60),
 	NUM("ROOST_MIGRATE_ON_START", K_BOOL, migrate_on_start, 0, 1),
+	NUM("ROOST_PG_PREPARED", K_BOOL, pg_prepared, 0, 1),
 };
 
 static void seterr(char *err, size_t errlen, const char *fmt, ...)

@@ -28,7 +28,8 @@ typedef struct roost_config {
 	                           */
 	int connect_timeout_s;    /* ROOST_CONNECT_TIMEOUT: default 3 */
 	bool migrate_on_start;    /* ROOST_MIGRATE_ON_START: 0/1 */
-	char *source;             /* the file read, or NULL */
+	bool pg_prepared; /* ROOST_PG_PREPARED: 0/1 (never behind PgBouncer) */
+	char *source;     /* the file read, or NULL */
 } roost_config;
 
 /* Loads defaults, then file (may be NULL: then ROOST_CONFIG if set), then

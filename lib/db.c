@@ -7,16 +7,25 @@
 
 #include "log.h"
 
+#define MAX_PREPARED 256
+
 struct db {
 	char *conninfo;
 	PGconn *conn;
 	int connect_timeout_s;
 	int statement_timeout_ms;
 	char sqlstate[6];
+	bool prepare; /* ROOST_PG_PREPARED */
+	/* Statements prepared on this connection, named "r<index>". Keyed
+	 * by the SQL's address (db_query is given string literals) and
+	 * checked by content, so a reused address is never a wrong hit. */
+	const char *prepared[MAX_PREPARED];
+	size_t n_prepared;
 };
 
 db *
-db_new(const char *conninfo, int connect_timeout_s, int statement_timeout_ms)
+db_new(const char *conninfo, int connect_timeout_s, int statement_timeout_ms,
+    bool prepare)
 {
 	db *d = calloc(1, sizeof(*d));
 
@@ -24,6 +33,7 @@ db_new(const char *conninfo, int connect_timeout_s, int statement_timeout_ms)
 		abort();
 	d->connect_timeout_s = connect_timeout_s;
 	d->statement_timeout_ms = statement_timeout_ms;
+	d->prepare = prepare;
 	return d;
 }
 
@@ -60,6 +70,7 @@ connect_now(db *d)
 	snprintf(timeout, sizeof(timeout), "%d", d->connect_timeout_s);
 	if (d->conn)
 		PQfinish(d->conn);
+	d->n_prepared = 0; /* prepared statements die with the session */
 	/* expand_dbname=1: the "dbname" value is parsed as a full conninfo
 	 * string or URI; the keywords after it override what it says, so
 	 * the timeout is always ROOST_CONNECT_TIMEOUT. */
@@ -103,6 +114,34 @@ clear_result(void *p)
 	PQclear(p);
 }
 
+/* Runs sql as a named prepared statement, preparing it on first use on
+ * this connection; beyond MAX_PREPARED distinct statements, unprepared. */
+static PGresult *
+exec_prepared(db *d, const char *sql, int nparams, const char *const *params)
+{
+	char name[16];
+	size_t i;
+
+	for (i = 0; i < d->n_prepared; i++)
+		if (d->prepared[i] == sql || strcmp(d->prepared[i], sql) == 0)
+			break;
+	if (i == d->n_prepared) {
+		PGresult *res;
+
+		if (i == MAX_PREPARED)
+			return PQexecParams(
+			    d->conn, sql, nparams, NULL, params, NULL, NULL, 0);
+		snprintf(name, sizeof(name), "r%zu", i);
+		res = PQprepare(d->conn, name, sql, nparams, NULL);
+		if (res == NULL || PQresultStatus(res) != PGRES_COMMAND_OK)
+			return res; /* the caller reports the error */
+		PQclear(res);
+		d->prepared[d->n_prepared++] = sql;
+	}
+	snprintf(name, sizeof(name), "r%zu", i);
+	return PQexecPrepared(d->conn, name, nparams, params, NULL, NULL, 0);
+}
+
 PGresult *
 db_query(db *d, arena *a, rerr *err, const char *sql, int nparams,
     const char *const *params)
@@ -116,7 +155,9 @@ db_query(db *d, arena *a, rerr *err, const char *sql, int nparams,
 		*err = R_UNAVAILABLE;
 		return NULL;
 	}
-	res = PQexecParams(d->conn, sql, nparams, NULL, params, NULL, NULL, 0);
+	res = d->prepare
+	    ? exec_prepared(d, sql, nparams, params)
+	    : PQexecParams(d->conn, sql, nparams, NULL, params, NULL, NULL, 0);
 	if (res == NULL) {
 		*err = R_UNAVAILABLE;
 		return NULL;

@@ -6,10 +6,14 @@
  * request that discovers the loss gets R_UNAVAILABLE (503), the next one
  * reconnects.
  *
- * Queries take parameters only (PQexecParams): no SQL is ever built from
- * input. There are no named prepared statements, and the tenant schema is
- * chosen inside each transaction with set_config(..., true), so Roost works
- * behind PgBouncer in transaction mode.
+ * Queries take parameters only: no SQL is ever built from input. With
+ * prepare (ROOST_PG_PREPARED=1) each distinct statement is prepared once
+ * per connection and executed by name, which saves its planning on every
+ * later call; leave it off behind PgBouncer in transaction mode, which
+ * moves transactions between server connections and so loses them. There are no
+ * named prepared statements, and the tenant schema is chosen inside each
+ * transaction with set_config(..., true), so Roost works behind PgBouncer in
+ * transaction mode.
  */
 #ifndef ROOST_DB_H
 #define ROOST_DB_H
@@ -33,8 +37,8 @@ typedef struct db db;
 /* A handle for conninfo (copied). connect_timeout_s and
  * statement_timeout_ms are applied to every connection/transaction. Does not
  * connect: db_ensure() does. Never NULL. The caller owns it: db_free(). */
-db *db_new(
-    const char *conninfo, int connect_timeout_s, int statement_timeout_ms);
+db *db_new(const char *conninfo, int connect_timeout_s,
+    int statement_timeout_ms, bool prepare);
 void db_free(db *d);
 
 /* Makes the connection usable: connects or resets it when it is down, rolls
