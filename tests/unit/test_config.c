@@ -10,8 +10,8 @@ static const char *vars[] = { "ROOST_DATABASE_URL", "ROOST_REDIS_URL",
 	"ROOST_JWT_SECRET", "ROOST_SCHEMA", "ROOST_TENANT_MODE",
 	"ROOST_SQL_DIR", "ROOST_BASE_PATH", "ROOST_LOG_LEVEL",
 	"ROOST_BODY_LIMIT", "ROOST_STATEMENT_TIMEOUT_MS",
-	"ROOST_CONNECT_TIMEOUT", "ROOST_MIGRATE_ON_START", "ROOST_CONFIG",
-	NULL };
+	"ROOST_CONNECT_TIMEOUT", "ROOST_MIGRATE_ON_START", "ROOST_PG_PREPARED",
+	"ROOST_CONFIG", NULL };
 
 static void
 clear(void)
@@ -49,6 +49,8 @@ main(void)
 	is_int(c.body_limit, 1048576, "default body limit is 1 MiB");
 	is_int(c.statement_timeout_ms, 15000, "default statement timeout");
 	ok(c.jwt_secret == NULL, "no secret by default");
+	ok(!c.pg_prepared,
+	    "prepared statements off by default (PgBouncer-safe)");
 	config_free(&c);
 
 	unsetenv("ROOST_DATABASE_URL");
@@ -88,6 +90,16 @@ main(void)
 	setenv("ROOST_BASE_PATH", "/chat/", 1);
 	ok(config_load(&c, NULL, err, sizeof(err)) != 0,
 	    "base path with trailing slash refused");
+
+	clear();
+	setenv("ROOST_PG_PREPARED", "1", 1);
+	ok(config_load(&c, NULL, err, sizeof(err)) == 0 && c.pg_prepared,
+	    "ROOST_PG_PREPARED=1 turns prepared statements on");
+	config_free(&c);
+	setenv("ROOST_PG_PREPARED", "maybe", 1);
+	ok(config_load(&c, NULL, err, sizeof(err)) != 0 &&
+	        strstr(err, "ROOST_PG_PREPARED") != NULL,
+	    "a non-boolean ROOST_PG_PREPARED is refused");
 
 	/* file values, environment precedence, quoting, comments */
 	clear();
