@@ -167,6 +167,14 @@ fail(req_ctx *c, rerr e, const char *field, const char *fmt, ...)
 	return e;
 }
 
+rerr
+fail_json(req_ctx *c, rerr e, const json_err *je)
+{
+	if (je->field == NULL)
+		return fail(c, e, NULL, "%s", je->message);
+	return fail(c, e, je->field, "%s %s", je->field, je->message);
+}
+
 void
 render_error(req_ctx *c, rerr e)
 {
@@ -342,9 +350,7 @@ pipeline(req_ctx *c, char *const *envp, http_read_fn read_fn, void *read_ctx)
 		if (e == R_SUCCESS)
 			e = json_require_object(c->body, &je);
 		if (e != R_SUCCESS)
-			return fail(c, e, je.field, "%s%s%s",
-			    je.field ? je.field : "", je.field ? " " : "",
-			    je.message);
+			return fail_json(c, e, &je);
 	}
 	if ((e = tenant_resolve(&ap->cfg, c->req, &c->tenant)) != R_SUCCESS)
 		return fail(c, e, NULL, "unknown tenant");

@@ -21,6 +21,7 @@
 #include "db.h"
 #include "error.h"
 #include "http.h"
+#include "json.h"
 #include "kv.h"
 #include "router.h"
 #include "settings.h"
@@ -92,6 +93,10 @@ const settings *req_settings(req_ctx *c, rerr *err);
  * Retry-After when limited. */
 struct rl_result;
 void req_ratelimit_headers(req_ctx *c, const struct rl_result *r);
+
+/* fail() for an error a JSON reader reported. The readers' messages are
+ * predicates ("is too long"), so the field's name leads the text. */
+rerr fail_json(req_ctx *c, rerr e, const json_err *je);
 
 /* Renders the error body for e with c's detail (or the default message). */
 void render_error(req_ctx *c, rerr e);

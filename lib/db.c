@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "json.h"
 #include "log.h"
 
 #define MAX_PREPARED 256
@@ -351,4 +352,30 @@ bool
 db_in_tx(const db *d)
 {
 	return d->conn != NULL && PQtransactionStatus(d->conn) != PQTRANS_IDLE;
+}
+
+json_object *
+db_col_str(const PGresult *res, int row, int col)
+{
+	return PQgetisnull(res, row, col) ? NULL
+	                                  : json_str(PQgetvalue(res, row, col));
+}
+
+json_object *
+db_col_i64(const PGresult *res, int row, int col)
+{
+	return PQgetisnull(res, row, col) ? NULL
+	                                  : json_i64(db_col_int(res, row, col));
+}
+
+json_object *
+db_col_bool(const PGresult *res, int row, int col)
+{
+	return json_object_new_boolean(PQgetvalue(res, row, col)[0] == 't');
+}
+
+int64_t
+db_col_int(const PGresult *res, int row, int col)
+{
+	return strtoll(PQgetvalue(res, row, col), NULL, 10);
 }

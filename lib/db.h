@@ -21,12 +21,21 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <json-c/json.h>
 #include <libpq-fe.h>
 
 #include "arena.h"
 #include "error.h"
 
 typedef struct db db;
+
+/* A result column as a value of the API's JSON: SQL NULL becomes JSON
+ * null (a NULL json_object), text a string, bigint a number, boolean a
+ * boolean. New references; db_col_int() is the column as an integer. */
+json_object *db_col_str(const PGresult *res, int row, int col);
+json_object *db_col_i64(const PGresult *res, int row, int col);
+json_object *db_col_bool(const PGresult *res, int row, int col);
+int64_t db_col_int(const PGresult *res, int row, int col);
 
 /* SQL for a timestamptz column as RFC 3339 UTC with milliseconds, the
  * API's one time format: DB_TS("created_at"). */

@@ -67,7 +67,8 @@ typedef struct http_response {
  * base_path ("" or e.g. "/roost") is stripped from the front of the path.
  * Returns R_SUCCESS, or R_BAD_REQUEST (malformed method, path,
  * percent-encoding, path traversal, NUL), R_URI_TOO_LONG, R_HEADERS_TOO_LARGE,
- * R_PAYLOAD_TOO_LARGE (CONTENT_LENGTH over max_body), R_LENGTH_REQUIRED.
+ * R_PAYLOAD_TOO_LARGE (CONTENT_LENGTH over max_body); a body without a
+ * CONTENT_LENGTH counts as empty.
  * On error *why names the problem (static string). The request is usable
  * (method and request_id set) even on error, so an error can be answered. */
 rerr http_request_from_env(http_request *req, arena *a, char *const *envp,

@@ -12,19 +12,6 @@
 #define MENTION_MAX_WORDS 4
 #define MENTION_MAX_BYTES 256
 
-static json_object *
-nullable_str(const PGresult *res, int row, int col)
-{
-	return PQgetisnull(res, row, col) ? NULL
-	                                  : json_str(PQgetvalue(res, row, col));
-}
-
-static int64_t
-id_at(const PGresult *res, int row, int col)
-{
-	return strtoll(PQgetvalue(res, row, col), NULL, 10);
-}
-
 /* Parses JSON the database produced; NULL if it somehow does not parse.
  * The result is a new reference the caller adds to an object. */
 static json_object *
@@ -45,13 +32,13 @@ messages_row_json(arena *a, const PGresult *res, int row, int64_t viewer)
 	bool deleted = PQgetvalue(res, row, 16)[0] == 't';
 	const char *type = PQgetvalue(res, row, 2);
 
-	json_object_object_add(o, "id", json_i64(id_at(res, row, 0)));
-	json_object_object_add(o, "room_id", json_i64(id_at(res, row, 1)));
+	json_object_object_add(o, "id", json_i64(db_col_int(res, row, 0)));
+	json_object_object_add(o, "room_id", json_i64(db_col_int(res, row, 1)));
 	json_object_object_add(o, "type", json_str(type));
 	if (deleted)
 		json_object_object_add(o, "content", NULL);
 	else if (strcmp(type, "text") == 0)
-		json_object_object_add(o, "content", nullable_str(res, row, 3));
+		json_object_object_add(o, "content", db_col_str(res, row, 3));
 	else
 		json_object_object_add(o, "content",
 		    PQgetisnull(res, row, 4)
@@ -60,13 +47,12 @@ messages_row_json(arena *a, const PGresult *res, int row, int64_t viewer)
 	if (!PQgetisnull(res, row, 5)) {
 		author = json_object_new_object();
 		json_object_object_add(
-		    author, "id", json_i64(id_at(res, row, 5)));
+		    author, "id", json_i64(db_col_int(res, row, 5)));
+		json_object_object_add(author, "name", db_col_str(res, row, 6));
 		json_object_object_add(
-		    author, "name", nullable_str(res, row, 6));
+		    author, "display_name", db_col_str(res, row, 7));
 		json_object_object_add(
-		    author, "display_name", nullable_str(res, row, 7));
-		json_object_object_add(
-		    author, "avatar_url", nullable_str(res, row, 8));
+		    author, "avatar_url", db_col_str(res, row, 8));
 	}
 	json_object_object_add(o, "author", author);
 	if (PQgetisnull(res, row, 9)) {
@@ -74,12 +60,14 @@ messages_row_json(arena *a, const PGresult *res, int row, int64_t viewer)
 	} else {
 		json_object *r = json_object_new_object();
 
-		json_object_object_add(r, "id", json_i64(id_at(res, row, 9)));
-		json_object_object_add(r, "author_id",
-		    PQgetisnull(res, row, 10) ? NULL
-		                              : json_i64(id_at(res, row, 10)));
 		json_object_object_add(
-		    r, "author_name", nullable_str(res, row, 11));
+		    r, "id", json_i64(db_col_int(res, row, 9)));
+		json_object_object_add(r, "author_id",
+		    PQgetisnull(res, row, 10)
+		        ? NULL
+		        : json_i64(db_col_int(res, row, 10)));
+		json_object_object_add(
+		    r, "author_name", db_col_str(res, row, 11));
 		json_object_object_add(
 		    r, "excerpt", json_str(PQgetvalue(res, row, 12)));
 		json_object_object_add(r, "deleted",
@@ -95,14 +83,14 @@ messages_row_json(arena *a, const PGresult *res, int row, int64_t viewer)
 	            : from_db(a, PQgetvalue(res, row, 18)));
 	json_object_object_add(o, "pinned",
 	    json_object_new_boolean(PQgetvalue(res, row, 20)[0] == 't'));
-	json_object_object_add(o, "edited_at", nullable_str(res, row, 15));
+	json_object_object_add(o, "edited_at", db_col_str(res, row, 15));
 	json_object_object_add(o, "deleted", json_object_new_boolean(deleted));
 	json_object_object_add(
 	    o, "created_at", json_str(PQgetvalue(res, row, 17)));
 	if (viewer != 0 && !PQgetisnull(res, row, 5) &&
-	    id_at(res, row, 5) == viewer)
+	    db_col_int(res, row, 5) == viewer)
 		json_object_object_add(
-		    o, "client_msg_id", nullable_str(res, row, 14));
+		    o, "client_msg_id", db_col_str(res, row, 14));
 	else
 		json_object_object_add(o, "client_msg_id", NULL);
 	return o;

@@ -31,27 +31,6 @@ id_array(arena *a, const int64_t *ids, size_t n)
 	return out;
 }
 
-static json_object *
-col_str(const PGresult *res, int row, int col)
-{
-	return PQgetisnull(res, row, col) ? NULL
-	                                  : json_str(PQgetvalue(res, row, col));
-}
-
-static json_object *
-col_i64(const PGresult *res, int row, int col)
-{
-	return PQgetisnull(res, row, col)
-	    ? NULL
-	    : json_i64(strtoll(PQgetvalue(res, row, col), NULL, 10));
-}
-
-static json_object *
-col_bool(const PGresult *res, int row, int col)
-{
-	return json_object_new_boolean(PQgetvalue(res, row, col)[0] == 't');
-}
-
 json_object *
 rooms_row_json(const PGresult *res, int row)
 {
@@ -61,38 +40,39 @@ rooms_row_json(const PGresult *res, int row)
 	bool other_deleted = dm && !PQgetisnull(res, row, 16) &&
 	    PQgetvalue(res, row, 20)[0] == 't';
 
-	json_object_object_add(o, "id", col_i64(res, row, 0));
-	json_object_object_add(o, "kind", col_str(res, row, 1));
-	json_object_object_add(o, "name", col_str(res, row, 2));
-	json_object_object_add(o, "topic", col_str(res, row, 3));
-	json_object_object_add(o, "owner_id", col_i64(res, row, 4));
-	json_object_object_add(o, "managed", col_bool(res, row, 5));
-	json_object_object_add(o, "max_members", col_i64(res, row, 6));
-	json_object_object_add(o, "member_count", col_i64(res, row, 7));
-	json_object_object_add(o, "has_password", col_bool(res, row, 8));
+	json_object_object_add(o, "id", db_col_i64(res, row, 0));
+	json_object_object_add(o, "kind", db_col_str(res, row, 1));
+	json_object_object_add(o, "name", db_col_str(res, row, 2));
+	json_object_object_add(o, "topic", db_col_str(res, row, 3));
+	json_object_object_add(o, "owner_id", db_col_i64(res, row, 4));
+	json_object_object_add(o, "managed", db_col_bool(res, row, 5));
+	json_object_object_add(o, "max_members", db_col_i64(res, row, 6));
+	json_object_object_add(o, "member_count", db_col_i64(res, row, 7));
+	json_object_object_add(o, "has_password", db_col_bool(res, row, 8));
 	json_object_object_add(
-	    o, "invite_code", member && !dm ? col_str(res, row, 9) : NULL);
-	json_object_object_add(o, "retention_hours", col_i64(res, row, 10));
-	json_object_object_add(o, "archived", col_bool(res, row, 11));
-	json_object_object_add(o, "is_default", col_bool(res, row, 12));
+	    o, "invite_code", member && !dm ? db_col_str(res, row, 9) : NULL);
+	json_object_object_add(o, "retention_hours", db_col_i64(res, row, 10));
+	json_object_object_add(o, "archived", db_col_bool(res, row, 11));
+	json_object_object_add(o, "is_default", db_col_bool(res, row, 12));
 	json_object_object_add(o, "read_only",
 	    json_object_new_boolean(
 	        PQgetvalue(res, row, 11)[0] == 't' || other_deleted));
 	if (dm && !PQgetisnull(res, row, 16)) {
 		json_object *u = json_object_new_object();
 
-		json_object_object_add(u, "id", col_i64(res, row, 16));
-		json_object_object_add(u, "name", col_str(res, row, 17));
+		json_object_object_add(u, "id", db_col_i64(res, row, 16));
+		json_object_object_add(u, "name", db_col_str(res, row, 17));
 		json_object_object_add(
-		    u, "display_name", col_str(res, row, 18));
-		json_object_object_add(u, "avatar_url", col_str(res, row, 19));
-		json_object_object_add(u, "deleted", col_bool(res, row, 20));
+		    u, "display_name", db_col_str(res, row, 18));
+		json_object_object_add(
+		    u, "avatar_url", db_col_str(res, row, 19));
+		json_object_object_add(u, "deleted", db_col_bool(res, row, 20));
 		json_object_object_add(o, "dm_user", u);
 	} else {
 		json_object_object_add(o, "dm_user", NULL);
 	}
-	json_object_object_add(o, "created_at", col_str(res, row, 13));
-	json_object_object_add(o, "updated_at", col_str(res, row, 14));
+	json_object_object_add(o, "created_at", db_col_str(res, row, 13));
+	json_object_object_add(o, "updated_at", db_col_str(res, row, 14));
 	return o;
 }
 

@@ -65,15 +65,6 @@ users_password_problem(const char *pw, size_t len, int64_t pw_min)
 	return NULL;
 }
 
-static void
-add_nullable(
-    json_object *o, const char *key, const PGresult *res, int row, int col)
-{
-	json_object_object_add(o, key,
-	    PQgetisnull(res, row, col) ? NULL
-	                               : json_str(PQgetvalue(res, row, col)));
-}
-
 json_object *
 users_row_json(const PGresult *res, int row, bool private_view)
 {
@@ -85,9 +76,9 @@ users_row_json(const PGresult *res, int row, bool private_view)
 		json_object_object_add(
 		    o, "email", json_str(PQgetvalue(res, row, 1)));
 	json_object_object_add(o, "name", json_str(PQgetvalue(res, row, 2)));
-	add_nullable(o, "display_name", res, row, 3);
-	add_nullable(o, "about", res, row, 4);
-	add_nullable(o, "avatar_url", res, row, 5);
+	json_object_object_add(o, "display_name", db_col_str(res, row, 3));
+	json_object_object_add(o, "about", db_col_str(res, row, 4));
+	json_object_object_add(o, "avatar_url", db_col_str(res, row, 5));
 	json_object_object_add(o, "role", json_str(PQgetvalue(res, row, 6)));
 	json_object_object_add(o, "suspended",
 	    json_object_new_boolean(PQgetvalue(res, row, 7)[0] == 't'));
@@ -96,7 +87,8 @@ users_row_json(const PGresult *res, int row, bool private_view)
 	if (private_view) {
 		json_object_object_add(o, "must_change_password",
 		    json_object_new_boolean(PQgetvalue(res, row, 9)[0] == 't'));
-		add_nullable(o, "last_seen_at", res, row, 11);
+		json_object_object_add(
+		    o, "last_seen_at", db_col_str(res, row, 11));
 	}
 	json_object_object_add(
 	    o, "created_at", json_str(PQgetvalue(res, row, 10)));

@@ -5,11 +5,8 @@
 #include "../app.h"
 #include "../json.h"
 
-/* Returns a validation failure described by a json_err; the readers'
- * messages are predicates ("is too long"), so the field leads the text. */
-#define JSON_FAIL(c, r, je)                                                    \
-	fail((c), (r), (je).field, "%s%s%s", (je).field ? (je).field : "",     \
-	    (je).field ? " " : "", (je).message)
+/* Returns the failure a JSON reader described (see fail_json()). */
+#define JSON_FAIL(c, r, je) fail_json((c), (r), &(je))
 
 /* The signed-in user's row id, as a query parameter. */
 const char *api_id(req_ctx *c, int64_t id);
