@@ -5,7 +5,9 @@
 #include <unistd.h>
 
 #include "app.h"
+#include "events.h"
 #include "log.h"
+#include "outbox.h"
 
 extern char **environ;
 
@@ -53,13 +55,23 @@ main(void)
 		return 0;
 	}
 	http_response_init(&res, ap.arena);
+	/* SSE (GET /api/v1/events) writes straight to stdout, unbuffered. */
+	ap.out_write = stdout_write;
+	ap.out_flush = NULL;
+	ap.out_ctx = NULL;
 	app_handle(&ap, environ, stdin_read, NULL, &res);
 	while (drained < 8u * 1024u * 1024u &&
 	    (r = read(STDIN_FILENO, scratch, sizeof(scratch))) > 0)
 		drained += (size_t)r;
-	if (http_response_write(&res, stdout_write, NULL) != 0)
+	if (!ap.response_sent &&
+	    http_response_write(&res, stdout_write, NULL) != 0)
 		log_warn("client went away before the response was sent");
 	app_request_done(&ap, &res);
+	/* The answer ends when stdout closes; then move what this request
+	 * committed to the event stream (docs/realtime.md). */
+	close(STDOUT_FILENO);
+	if (events_take_written() > 0)
+		(void)outbox_drain(&ap, NULL);
 	app_free(&ap);
 	return 0;
 }

@@ -11,7 +11,9 @@
 #include <fcgiapp.h>
 
 #include "app.h"
+#include "events.h"
 #include "log.h"
+#include "outbox.h"
 
 /* Unread request input is drained up to this much before the answer is
  * finished: closing a socket with unread data makes the kernel send a RST,
@@ -35,10 +37,19 @@ fcgx_write(void *ctx, const char *src, size_t n)
 	return w < 0 ? -1 : w;
 }
 
+static volatile int stopping;
+
+static int
+fcgx_flush(void *ctx)
+{
+	return FCGX_FFlush(ctx) == 0 ? 0 : -1;
+}
+
 static void
 on_term(int sig)
 {
 	(void)sig;
+	stopping = 1; /* ends a long-poll or SSE stream in progress */
 	/* Makes libfcgi's accept loop give up instead of retrying, so the
 	 * worker finishes its current request and exits. */
 	FCGX_ShutdownPending();
@@ -120,6 +131,7 @@ main(int argc, char **argv)
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGUSR1, &sa, NULL); /* Apache's graceful stop */
 	signal(SIGPIPE, SIG_IGN);
+	ap.stopping = &stopping;
 	FCGX_InitRequest(&rq, sock, 0);
 	log_info("ready (pid %ld)", (long)getpid());
 
@@ -130,15 +142,26 @@ main(int argc, char **argv)
 		int r;
 
 		http_response_init(&res, ap.arena);
+		/* GET /api/v1/events streams SSE through these. */
+		ap.out_write = fcgx_write;
+		ap.out_flush = fcgx_flush;
+		ap.out_ctx = rq.out;
 		app_handle(&ap, rq.envp, fcgx_read, rq.in, &res);
 		while (drained < DRAIN_MAX &&
 		    (r = FCGX_GetStr(scratch, sizeof(scratch), rq.in)) > 0)
 			drained += (size_t)r;
-		if (http_response_write(&res, fcgx_write, rq.out) != 0)
+		if (!ap.response_sent &&
+		    http_response_write(&res, fcgx_write, rq.out) != 0)
 			log_warn(
 			    "client went away before the response was sent");
 		FCGX_Finish_r(&rq);
 		app_request_done(&ap, &res);
+		/* The client has its answer; now move what this request
+		 * committed to the event stream (docs/realtime.md). */
+		if (events_take_written() > 0)
+			(void)outbox_drain(&ap, NULL);
+		if (stopping)
+			break;
 	}
 	log_info("stopping after %llu requests", (unsigned long long)ap.served);
 	app_free(&ap);

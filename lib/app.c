@@ -244,6 +244,21 @@ ratelimit_headers(req_ctx *c)
 	}
 }
 
+rerr
+req_commit(req_ctx *c)
+{
+	rerr e;
+
+	if (!db_in_tx(c->app->db))
+		return R_SUCCESS;
+	e = db_commit(c->app->db);
+	db_rollback(c->app->db);
+	if (e != R_SUCCESS)
+		return fail(c, e, NULL, "the change could not be saved");
+	auth_after_commit(c);
+	return R_SUCCESS;
+}
+
 /* Identity, role, forced password change and the per-user request limit,
  * for routes that need a signed-in user. */
 static rerr
@@ -362,6 +377,7 @@ pipeline(req_ctx *c, char *const *envp, http_read_fn read_fn, void *read_ctx)
 		         SETTINGS_QUERY, &c->settings_rows)) != R_SUCCESS)
 			return fail(c, e, NULL, "the database is unavailable");
 	}
+	c->allow_ticket = (r->flags & ROUTE_TICKET_OK) != 0;
 	if (r->auth != AUTH_NONE) {
 		if (r->flags & ROUTE_NO_DB)
 			return fail(c, R_INTERNAL, NULL, "misdeclared route");
@@ -385,6 +401,8 @@ app_handle(app *ap, char *const *envp, http_read_fn read_fn, void *read_ctx,
 	double t0 = now_ms();
 	rerr e;
 
+	memset(&ap->handoff, 0, sizeof(ap->handoff));
+	ap->response_sent = false;
 	e = pipeline(&c, envp, read_fn, read_ctx);
 	if (db_in_tx(ap->db)) {
 		if (e == R_SUCCESS) {
@@ -408,7 +426,10 @@ app_handle(app *ap, char *const *envp, http_read_fn read_fn, void *read_ctx,
 		render_error(&c, e);
 	}
 	ratelimit_headers(&c);
-	http_set_header(res, c.a, "Cache-Control", "no-store");
+	/* An event stream says no-cache (what proxies expect of SSE); every
+	 * other answer is no-store. */
+	http_set_header(res, c.a, "Cache-Control",
+	    ap->handoff.active && ap->handoff.sse ? "no-cache" : "no-store");
 	http_set_header(res, c.a, "X-Content-Type-Options", "nosniff");
 	ap->served++;
 	log_info("%s %s %d %.1fms", req.method, req.path, res->status,

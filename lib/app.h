@@ -25,7 +25,32 @@
 #include "kv.h"
 #include "router.h"
 #include "settings.h"
+#include "stream.h"
 #include "tenant.h"
+
+/* How GET /api/v1/events is served (lib/api/events.c, docs/realtime.md).
+ * STREAM_BLOCKING: the handler waits and writes itself (roost.fcgi and
+ * roost.cgi; SSE through the front end's write and flush functions).
+ * STREAM_HANDOFF: the handler authenticates, loads the subscriber and its
+ * backlog, and hands it to the caller (roost-relay) without waiting. */
+typedef enum stream_mode {
+	STREAM_BLOCKING,
+	STREAM_HANDOFF,
+} stream_mode;
+
+/* What the events handler hands to the relay (STREAM_HANDOFF). When active,
+ * the response in app_handle's res is the head of the answer: for SSE its
+ * body holds the backlog frames and it must be sent without a
+ * Content-Length and kept open; for a long-poll with no backlog it is not
+ * to be sent at all: the caller holds the request for timeout_s and
+ * answers it itself with stream_format_longpoll(). The caller owns sub
+ * afterwards (stream_sub_free). */
+typedef struct stream_handoff {
+	bool active;
+	bool sse;
+	int timeout_s;  /* long-poll: how long to hold at most */
+	stream_sub sub; /* user, session, rooms, cursor */
+} stream_handoff;
 
 typedef struct app {
 	roost_config cfg;
@@ -38,6 +63,18 @@ typedef struct app {
 	const char *frontend; /* "fcgi", "cgi", ... for logs and health */
 	uint64_t served;
 	char dummy_hash[128]; /* verified against for unknown emails */
+	/* Streaming (GET /api/v1/events). */
+	stream_mode stream_mode;
+	stream_handoff handoff; /* reset by app_handle; see above */
+	/* STREAM_BLOCKING SSE: the front end's raw output for this request
+	 * (CGI-form head and body bytes) and its flush; NULL when the front
+	 * end cannot stream (then SSE is refused with 406). */
+	http_write_fn out_write;
+	int (*out_flush)(void *ctx);
+	void *out_ctx;
+	bool response_sent; /* the handler wrote the response itself */
+	/* Set by a signal handler: blocking waits end early. */
+	volatile int *stopping;
 } app;
 
 typedef struct req_ctx {
@@ -54,6 +91,7 @@ typedef struct req_ctx {
 	int64_t *stale_sessions; /* cache entries to mark after COMMIT */
 	struct rl_result *rl;    /* the tightest limit this request met */
 	size_t n_stale, cap_stale;
+	bool allow_ticket; /* the route takes ?ticket= (ROUTE_TICKET_OK) */
 	/* error detail for the body of an error response */
 	const char *err_field;
 	const char *err_message;
@@ -74,6 +112,10 @@ void app_handle(app *ap, char *const *envp, http_read_fn read_fn,
 void app_request_done(app *ap, http_response *res);
 
 /* Handler helpers. */
+
+/* Commits the request's transaction now (and runs its after-commit work),
+ * for a handler that goes on to wait without holding the database. */
+rerr req_commit(req_ctx *c);
 
 /* Sets status and serialises obj as the JSON body; takes ownership of obj. */
 rerr reply_json(req_ctx *c, int status, json_object *obj);

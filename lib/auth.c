@@ -241,6 +241,75 @@ api_token_state(req_ctx *c, const char *tok)
 	return R_SUCCESS;
 }
 
+/* A single-use ticket from POST /api/v1/events/ticket (EventSource cannot
+ * send headers, and a long-lived token must never sit in a URL). GETDEL
+ * makes it single-use even between racing relays. */
+static rerr
+ticket_state(req_ctx *c, const char *ticket, size_t len)
+{
+	char hash[65];
+	long long uid, sid, tid;
+	redisReply *r;
+	rerr e;
+
+	if (len < 16 || len > 128)
+		return fail(c, R_UNAUTHORIZED, NULL, "invalid or used ticket");
+	token_sha256_hex(ticket, len, hash);
+	r = kv_cmd(c->app->kv, c->a, &e, "GETDEL",
+	    kv_key(c->a, c->tenant.id, arena_printf(c->a, "ticket:%s", hash)),
+	    NULL);
+	if (r == NULL || e != R_SUCCESS)
+		return fail(c, R_UNAVAILABLE, NULL,
+		    "tickets cannot be checked right now");
+	if (r->type != REDIS_REPLY_STRING ||
+	    sscanf(r->str, "%lld:%lld:%lld", &uid, &sid, &tid) != 3)
+		return fail(c, R_UNAUTHORIZED, NULL, "invalid or used ticket");
+	c->user.user_id = uid;
+	c->user.session_id = sid;
+	c->user.token_id = tid;
+	if (sid != 0)
+		return session_state(c, sid, uid);
+	{
+		const char *p[1] = { id_str(c, tid) };
+		PGresult *res = db_query(c->app->db, c->a, &e,
+		    "SELECT u.role = 'admin', u.must_change_password "
+		    "FROM api_tokens t JOIN users u ON u.id = t.user_id "
+		    "WHERE t.id = $1 AND t.revoked_at IS NULL "
+		    "AND NOT u.suspended AND u.deleted_at IS NULL",
+		    1, p);
+
+		if (res == NULL)
+			return e;
+		if (PQntuples(res) != 1)
+			return fail(
+			    c, R_UNAUTHORIZED, NULL, "invalid or used ticket");
+		c->user.admin = PQgetvalue(res, 0, 0)[0] == 't';
+		c->user.must_change_password = PQgetvalue(res, 0, 1)[0] == 't';
+	}
+	return R_SUCCESS;
+}
+
+rerr
+auth_issue_ticket(req_ctx *c, int ttl_s, const char **ticket)
+{
+	char hash[65];
+	const char *t = token_random_b64(c->a, 32);
+	redisReply *r;
+	rerr e;
+
+	token_sha256_hex(t, strlen(t), hash);
+	r = kv_cmd(c->app->kv, c->a, &e, "SET",
+	    kv_key(c->a, c->tenant.id, arena_printf(c->a, "ticket:%s", hash)),
+	    arena_printf(c->a, "%" PRId64 ":%" PRId64 ":%" PRId64,
+	        c->user.user_id, c->user.session_id, c->user.token_id),
+	    "EX", arena_printf(c->a, "%d", ttl_s), NULL);
+	if (r == NULL || e != R_SUCCESS)
+		return fail(c, R_UNAVAILABLE, NULL,
+		    "tickets cannot be issued right now");
+	*ticket = t;
+	return R_SUCCESS;
+}
+
 static bool
 safe_method(const char *m)
 {
@@ -253,6 +322,7 @@ auth_authenticate(req_ctx *c)
 {
 	const char *authz = http_header(c->req, "authorization"), *tok;
 	token_claims claims;
+	size_t tlen;
 	const char *why;
 	rerr e;
 
@@ -273,6 +343,9 @@ auth_authenticate(req_ctx *c)
 			return api_token_state(c, tok);
 	} else if ((tok = cookie(c, SESSION_COOKIE)) != NULL && *tok) {
 		c->user.via_cookie = true;
+	} else if (c->allow_ticket &&
+	    (tok = http_param(c->req, "ticket", &tlen)) != NULL) {
+		return ticket_state(c, tok, tlen);
 	} else {
 		return fail(c, R_UNAUTHORIZED, NULL, "sign in first");
 	}

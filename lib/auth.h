@@ -46,6 +46,10 @@ rerr auth_authenticate(struct req_ctx *c);
 rerr auth_start_session(struct req_ctx *c, int64_t user_id, const char *device,
     int64_t lifetime_hours, json_object *answer);
 
+/* Stores a single-use ticket for the signed-in principal, valid ttl_s
+ * seconds, accepted only by routes flagged ROUTE_TICKET_OK as ?ticket=. */
+rerr auth_issue_ticket(struct req_ctx *c, int ttl_s, const char **ticket);
+
 /* Sets cookies that clear the session and CSRF cookies. */
 void auth_clear_cookies(struct req_ctx *c);
 

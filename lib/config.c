@@ -49,6 +49,9 @@ static const key keys[] = {
 	NUM("ROOST_CONNECT_TIMEOUT", K_INT, connect_timeout_s, 1, 60),
 	NUM("ROOST_MIGRATE_ON_START", K_BOOL, migrate_on_start, 0, 1),
 	NUM("ROOST_PG_PREPARED", K_BOOL, pg_prepared, 0, 1),
+	NUM("ROOST_EVENTS_RETAIN", K_INT, events_retain, 1000, 10000000),
+	NUM("ROOST_SSE_HEARTBEAT_S", K_INT, sse_heartbeat_s, 1, 300),
+	NUM("ROOST_SSE_MAX_S", K_INT, sse_max_s, 5, 86400),
 };
 
 static void seterr(char *err, size_t errlen, const char *fmt, ...)
@@ -270,6 +273,9 @@ config_load(roost_config *c, const char *file, char *err, size_t errlen)
 	c->body_limit = 1024 * 1024;
 	c->statement_timeout_ms = 15000;
 	c->connect_timeout_s = 3;
+	c->events_retain = 100000;
+	c->sse_heartbeat_s = 15;
+	c->sse_max_s = 300;
 
 	if (file == NULL)
 		file = getenv("ROOST_CONFIG");

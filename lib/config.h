@@ -29,7 +29,11 @@ typedef struct roost_config {
 	int connect_timeout_s;    /* ROOST_CONNECT_TIMEOUT: default 3 */
 	bool migrate_on_start;    /* ROOST_MIGRATE_ON_START: 0/1 */
 	bool pg_prepared; /* ROOST_PG_PREPARED: 0/1 (never behind PgBouncer) */
-	char *source;     /* the file read, or NULL */
+	/* Realtime (docs/realtime.md). */
+	int events_retain;   /* ROOST_EVENTS_RETAIN: stream length, 100000 */
+	int sse_heartbeat_s; /* ROOST_SSE_HEARTBEAT_S: comment period, 15 */
+	int sse_max_s; /* ROOST_SSE_MAX_S: roost.fcgi closes a stream, 300 */
+	char *source;  /* the file read, or NULL */
 } roost_config;
 
 /* Loads defaults, then file (may be NULL: then ROOST_CONFIG if set), then

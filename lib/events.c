@@ -6,22 +6,27 @@
 
 #include "json.h"
 
+static unsigned written;
+
 static rerr
 emit(db *d, arena *a, int64_t room_id, int64_t user_id, const char *type,
-    json_object *data)
+    json_object *data, int64_t origin)
 {
-	const char *p[4];
+	const char *p[5];
 	rerr e;
 
 	p[0] = room_id ? arena_printf(a, "%" PRId64, room_id) : NULL;
 	p[1] = user_id ? arena_printf(a, "%" PRId64, user_id) : NULL;
 	p[2] = type;
 	p[3] = json_to_arena(a, data, NULL);
+	p[4] = origin ? arena_printf(a, "%" PRId64, origin) : NULL;
 	json_object_put(data);
 	(void)db_query(d, a, &e,
-	    "INSERT INTO events (room_id, user_id, type, data) "
-	    "VALUES ($1, $2, $3, $4::jsonb)",
-	    4, p);
+	    "INSERT INTO events (room_id, user_id, type, data, origin_session) "
+	    "VALUES ($1, $2, $3, $4::jsonb, $5)",
+	    5, p);
+	if (e == R_SUCCESS)
+		written++;
 	return e;
 }
 
@@ -29,12 +34,28 @@ rerr
 events_room(
     db *d, arena *a, int64_t room_id, const char *type, json_object *data)
 {
-	return emit(d, a, room_id, 0, type, data);
+	return emit(d, a, room_id, 0, type, data, 0);
 }
 
 rerr
 events_user(
     db *d, arena *a, int64_t user_id, const char *type, json_object *data)
 {
-	return emit(d, a, 0, user_id, type, data);
+	return emit(d, a, 0, user_id, type, data, 0);
+}
+
+rerr
+events_user_from(db *d, arena *a, int64_t user_id, const char *type,
+    json_object *data, int64_t origin_session)
+{
+	return emit(d, a, 0, user_id, type, data, origin_session);
+}
+
+unsigned
+events_take_written(void)
+{
+	unsigned n = written;
+
+	written = 0;
+	return n;
 }

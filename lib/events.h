@@ -23,4 +23,15 @@ rerr events_room(
 rerr events_user(
     db *d, arena *a, int64_t user_id, const char *type, json_object *data);
 
+/* events_user for a change one session made: that session is not sent
+ * the event (read.updated goes to the user's other devices). */
+rerr events_user_from(db *d, arena *a, int64_t user_id, const char *type,
+    json_object *data, int64_t origin_session);
+
+/* How many events this process inserted since the last call (whether or
+ * not their transactions committed), and resets the count: a front end
+ * drains the outbox after a request that wrote some. Processes here are
+ * single-threaded. */
+unsigned events_take_written(void);
+
 #endif

@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
+#include <time.h>
 
 #include "log.h"
 
@@ -280,4 +282,120 @@ char *
 kv_key(arena *a, const char *tenant, const char *suffix)
 {
 	return arena_printf(a, "roost:{%s}:%s", tenant, suffix);
+}
+
+void
+kv_endpoint(const kv *k, const char **host, int *port, const char **path,
+    const char **password, int *dbnum)
+{
+	*host = k->host;
+	*port = k->port;
+	*path = k->path;
+	*password = k->password;
+	*dbnum = k->dbnum;
+}
+
+struct kv_sub {
+	kv conn; /* endpoint copy; only ctx is owned */
+};
+
+kv_sub *
+kv_sub_open(kv *k, const char *const *channels, size_t n)
+{
+	kv_sub *s = calloc(1, sizeof(*s));
+	const char **argv;
+	redisReply *r;
+
+	if (s == NULL || (argv = calloc(n + 1, sizeof(*argv))) == NULL)
+		abort();
+	s->conn = *k;
+	s->conn.ctx = NULL;
+	if (kv_ensure(&s->conn) != R_SUCCESS) {
+		free(argv);
+		free(s);
+		return NULL;
+	}
+	argv[0] = "SUBSCRIBE";
+	for (size_t i = 0; i < n; i++)
+		argv[i + 1] = channels[i];
+	if (redisAppendCommandArgv(s->conn.ctx, (int)n + 1, argv, NULL) !=
+	    REDIS_OK) {
+		free(argv);
+		kv_sub_close(s);
+		return NULL;
+	}
+	free(argv);
+	/* One confirmation per channel. */
+	for (size_t i = 0; i < n; i++) {
+		if (redisGetReply(s->conn.ctx, (void **)&r) != REDIS_OK ||
+		    r == NULL) {
+			kv_sub_close(s);
+			return NULL;
+		}
+		freeReplyObject(r);
+	}
+	return s;
+}
+
+int
+kv_sub_wait(kv_sub *s, arena *a, int timeout_ms, const char **channel,
+    const char **msg, size_t *len)
+{
+	redisContext *c = s->conn.ctx;
+	struct timespec t0, t1;
+	void *reply;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (;;) {
+		struct pollfd pfd = { .fd = c->fd, .events = POLLIN };
+		long left;
+		int pr;
+
+		if (redisGetReplyFromReader(c, &reply) != REDIS_OK)
+			return -1;
+		if (reply != NULL) {
+			redisReply *r = reply;
+
+			if (r->type == REDIS_REPLY_ARRAY && r->elements == 3 &&
+			    r->element[0]->type == REDIS_REPLY_STRING &&
+			    strcmp(r->element[0]->str, "message") == 0 &&
+			    r->element[1]->type == REDIS_REPLY_STRING &&
+			    r->element[2]->type == REDIS_REPLY_STRING) {
+				*channel = arena_strndup(
+				    a, r->element[1]->str, r->element[1]->len);
+				*msg = arena_strndup(
+				    a, r->element[2]->str, r->element[2]->len);
+				*len = r->element[2]->len;
+				freeReplyObject(r);
+				return 1;
+			}
+			freeReplyObject(r);
+			continue;
+		}
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		left = timeout_ms -
+		    ((t1.tv_sec - t0.tv_sec) * 1000L +
+		        (t1.tv_nsec - t0.tv_nsec) / 1000000L);
+		if (left <= 0)
+			return 0;
+		pr = poll(&pfd, 1, (int)left);
+		if (pr < 0 && errno == EINTR)
+			return 0; /* a signal: let the caller look at it */
+		if (pr < 0)
+			return -1;
+		if (pr == 0)
+			return 0;
+		if (redisBufferRead(c) != REDIS_OK)
+			return -1;
+	}
+}
+
+void
+kv_sub_close(kv_sub *s)
+{
+	if (s == NULL)
+		return;
+	if (s->conn.ctx)
+		redisFree(s->conn.ctx);
+	free(s);
 }

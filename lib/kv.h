@@ -44,6 +44,26 @@ redisReply *kv_cmd(kv *k, arena *a, rerr *err, const char *arg0, ...)
  * be dead (Redis restarted between requests). R_SUCCESS or R_UNAVAILABLE. */
 rerr kv_ping(kv *k, arena *a);
 
+/* Where k connects, for a process that opens its own extra connections
+ * (roost-relay's asynchronous subscriber). host is NULL for a unix socket,
+ * path NULL for TCP; password NULL when none. */
+void kv_endpoint(const kv *k, const char **host, int *port, const char **path,
+    const char **password, int *dbnum);
+
+/* A separate connection subscribed to channels, for a blocking wait
+ * (roost.fcgi serving GET /api/v1/events itself). */
+typedef struct kv_sub kv_sub;
+
+/* Connects and subscribes. NULL when Redis cannot be reached. */
+kv_sub *kv_sub_open(kv *k, const char *const *channels, size_t n);
+
+/* Waits up to timeout_ms for one published message. 1 with *channel and
+ * *msg (length *len) in arena a; 0 when the time passed; -1 when the
+ * connection failed (close it). */
+int kv_sub_wait(kv_sub *s, arena *a, int timeout_ms, const char **channel,
+    const char **msg, size_t *len);
+void kv_sub_close(kv_sub *s);
+
 /* "roost:{tenant}:suffix" in arena memory. */
 char *kv_key(arena *a, const char *tenant, const char *suffix);
 

@@ -45,6 +45,8 @@ typedef struct route {
 #define ROUTE_NO_DB 0x2u
 /* With ROUTE_JSON_BODY: an empty body stands for {}. */
 #define ROUTE_BODY_OPTIONAL 0x8u
+/* Also authenticates by a single-use ?ticket= (GET /api/v1/events). */
+#define ROUTE_TICKET_OK 0x10u
 /* Allowed while the user must change their password. */
 #define ROUTE_PW_CHANGE_OK 0x4u
 

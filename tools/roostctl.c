@@ -20,6 +20,7 @@
 #include "app.h"
 #include "log.h"
 #include "migrate.h"
+#include "outbox.h"
 #include "events.h"
 #include "json.h"
 #include "password.h"
@@ -243,6 +244,27 @@ cmd_run_jobs(app *ap)
 		return EX_UNAVAILABLE;
 	}
 	printf("purged %lld message(s) past their room's retention\n", total);
+	/* Published outbox rows are only history after a day: the stream in
+	 * Redis is what clients resume from. */
+	if (db_begin(ap->db, ap->cfg.schema) == R_SUCCESS &&
+	    (res = db_query(ap->db, ap->arena, &e,
+	         "WITH d AS (DELETE FROM events WHERE published_at < now() - "
+	         "interval '1 day' RETURNING 1) SELECT count(*) FROM d",
+	         0, NULL)) != NULL &&
+	    db_commit(ap->db) == R_SUCCESS)
+		printf("deleted %s published event(s) older than a day\n",
+		    PQgetvalue(res, 0, 0));
+	db_rollback(ap->db);
+	{
+		int published = 0;
+
+		if (outbox_drain(ap, &published) == R_SUCCESS)
+			printf("published %d pending event(s)\n", published);
+		else
+			fprintf(stderr,
+			    "roostctl: run-jobs: the event stream "
+			    "is unreachable; events stay queued\n");
+	}
 	return 0;
 }
 

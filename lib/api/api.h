@@ -35,6 +35,11 @@ rerr api_reply_user(req_ctx *c, int status, int64_t id, bool private_view);
 
 rerr api_health(req_ctx *c);
 
+rerr api_events_get(req_ctx *c);
+rerr api_events_ticket(req_ctx *c);
+rerr api_typing(req_ctx *c);
+rerr api_presence(req_ctx *c);
+
 rerr api_register(req_ctx *c);
 rerr api_login(req_ctx *c);
 rerr api_logout(req_ctx *c);

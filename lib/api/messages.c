@@ -643,8 +643,8 @@ api_room_read(req_ctx *c)
 		json_object_object_add(d, "room_id", json_i64(r.id));
 		json_object_object_add(
 		    d, "last_read_message_id", json_i64(after));
-		if ((e = events_user(c->app->db, c->a, c->user.user_id,
-		         "read.updated", d)) != R_SUCCESS)
+		if ((e = events_user_from(c->app->db, c->a, c->user.user_id,
+		         "read.updated", d, c->user.session_id)) != R_SUCCESS)
 			return e;
 	}
 	answer = json_object_new_object();

@@ -9,6 +9,7 @@
 #include "../messages.h"
 #include "../password.h"
 #include "../rooms.h"
+#include "../stream.h"
 #include "../token.h"
 #include "../users.h"
 
@@ -96,9 +97,19 @@ api_rooms_list(req_ctx *c)
 	PGresult *res, *msgs = NULL;
 	char *ids;
 	size_t len = 0;
+	stream_cursor cur;
+	char cursor[STREAM_CURSOR_MAX];
+	bool have_cursor;
 	int n;
 	rerr e;
 
+	/* The cursor is taken BEFORE the state is read: a client that loads
+	 * this list and then subscribes from event_cursor may see an event
+	 * twice, never miss one. Without Redis the list still loads. */
+	have_cursor =
+	    stream_head(c->app->kv, c->a, c->tenant.id, &cur) == R_SUCCESS;
+	if (have_cursor)
+		stream_cursor_format(&cur, cursor);
 	res = db_query(c->app->db, c->a, &e,
 	    "SELECT " ROOM_FIELDS ", me.last_read_message_id, "
 	    "(SELECT count(*) FROM messages x WHERE x.room_id = r.id "
@@ -157,6 +168,8 @@ api_rooms_list(req_ctx *c)
 	}
 	answer = json_object_new_object();
 	json_object_object_add(answer, "rooms", list);
+	json_object_object_add(
+	    answer, "event_cursor", have_cursor ? json_str(cursor) : NULL);
 	return reply_json(c, 200, answer);
 }
 

@@ -1,0 +1,108 @@
+/* outbox: the drain pass (see outbox.h for why it looks like this). */
+#include "outbox.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <libpq-fe.h>
+
+#include "app.h"
+#include "buf.h"
+#include "log.h"
+#include "stream.h"
+
+#define PASS_ROWS 500
+
+/* One pass in its own transaction. *n gets the rows published. */
+static rerr
+pass(app *ap, arena *a, int *n)
+{
+	const char *lock[1] = { arena_printf(
+	    a, "roost.drain.%s", ap->cfg.schema) };
+	const char **fields, **ids;
+	PGresult *res;
+	buf idlist = BUF_INIT;
+	const char *upd[1];
+	rerr e;
+	int rows;
+
+	*n = 0;
+	if ((e = db_ensure(ap->db)) != R_SUCCESS ||
+	    (e = db_begin(ap->db, ap->cfg.schema)) != R_SUCCESS)
+		return e;
+	/* Drainers take turns: one waiting here sees, once it has the lock,
+	 * every row the previous one did not publish, including rows whose
+	 * transactions committed while the previous pass ran. */
+	if (db_query(ap->db, a, &e, "SET LOCAL lock_timeout = '5s'", 0, NULL) ==
+	        NULL ||
+	    db_query(ap->db, a, &e,
+	        "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", 1,
+	        lock) == NULL)
+		goto out;
+	res = db_query(ap->db, a, &e,
+	    "SELECT id, coalesce(room_id::text, ''), coalesce(user_id::text, "
+	    "''), type, data::text, coalesce(origin_session::text, '') "
+	    "FROM events WHERE published_at IS NULL ORDER BY id LIMIT 500",
+	    0, NULL);
+	if (res == NULL)
+		goto out;
+	rows = PQntuples(res);
+	if (rows == 0)
+		goto out;
+	fields = arena_calloc(a, (size_t)rows * 6, sizeof(*fields));
+	ids = arena_calloc(a, (size_t)rows, sizeof(*ids));
+	for (int i = 0; i < rows; i++) {
+		fields[i * 6 + 0] = PQgetvalue(res, i, 3);
+		fields[i * 6 + 1] = PQgetvalue(res, i, 1);
+		fields[i * 6 + 2] = PQgetvalue(res, i, 2);
+		fields[i * 6 + 3] = PQgetvalue(res, i, 5);
+		fields[i * 6 + 4] = PQgetvalue(res, i, 4);
+		fields[i * 6 + 5] = PQgetvalue(res, i, 0);
+		ids[i] = PQgetvalue(res, i, 0);
+		buf_puts(&idlist, i ? "," : "{");
+		buf_puts(&idlist, ids[i]);
+	}
+	buf_putc(&idlist, '}');
+	if ((e = stream_publish(ap->kv, a, ap->cfg.schema,
+	         ap->cfg.events_retain, (size_t)rows, fields)) != R_SUCCESS)
+		goto out;
+	/* Published. If this COMMIT is lost, the next pass publishes the
+	 * rows again: a duplicate, which clients absorb (events carry entity
+	 * ids), never a gap. */
+	upd[0] = arena_strdup(a, idlist.data);
+	if (db_query(ap->db, a, &e,
+	        "UPDATE events SET published_at = now() "
+	        "WHERE id = ANY($1::bigint[])",
+	        1, upd) == NULL)
+		goto out;
+	if ((e = db_commit(ap->db)) == R_SUCCESS)
+		*n = rows;
+out:
+	buf_free(&idlist);
+	db_rollback(ap->db);
+	return e;
+}
+
+rerr
+outbox_drain(app *ap, int *published)
+{
+	int total = 0, n;
+	rerr e;
+
+	if (published)
+		*published = 0;
+	do {
+		arena *a = arena_new();
+
+		e = pass(ap, a, &n);
+		arena_free(a);
+		if (e != R_SUCCESS) {
+			log_warn("outbox drain failed: %s", rerr_code(e));
+			break;
+		}
+		total += n;
+	} while (n == PASS_ROWS);
+	if (published)
+		*published = total;
+	return e;
+}

@@ -1,0 +1,33 @@
+/* outbox: moves committed events from the tenant's events table into its
+ * Redis stream (docs/realtime.md).
+ *
+ * Never uses the outbox id as a cursor: ids are taken at INSERT, not at
+ * COMMIT, so a slow transaction can commit id 10 after id 11 was drained.
+ * A pass takes every row with published_at IS NULL in id order, publishes
+ * them, and marks them, in one transaction that holds the tenant's drain
+ * lock (pg_advisory_xact_lock), so drainers never interleave and a row
+ * committed late is found by the next pass.
+ *
+ * Who drains: roost.fcgi after every response whose request wrote events
+ * (after the client has its answer), and roost-relay on a timer, so an
+ * acknowledged change reaches the stream even when the worker that wrote
+ * it dies right after COMMIT.
+ */
+#ifndef ROOST_OUTBOX_H
+#define ROOST_OUTBOX_H
+
+#include <stdbool.h>
+
+#include "error.h"
+
+struct app;
+
+/* One drain of the configured tenant: repeats passes of up to 500 rows
+ * until none are left. Uses its own arena and its own transactions: call
+ * it when the app's connection is not inside a request's transaction.
+ * *published (may be NULL) gets the number of events
+ * appended. R_SUCCESS, or R_UNAVAILABLE when PostgreSQL or Redis is down
+ * (nothing is marked; the next drain retries). */
+rerr outbox_drain(struct app *ap, int *published);
+
+#endif

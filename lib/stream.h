@@ -1,0 +1,156 @@
+/* stream: the tenant's durable event stream in Redis, and what one
+ * subscriber may see of it (docs/realtime.md).
+ *
+ * Shared by roost.fcgi (which serves GET /api/v1/events itself, blocking,
+ * when no relay runs) and roost-relay (which parks thousands of
+ * subscribers in one event loop). Both read the same stream with the same
+ * cursors, so a client may move between them.
+ *
+ * Layout, per tenant t:
+ *   roost:{t}:events      stream; fields t (type), r (room id or ""),
+ *                         u (user id or ""), s (origin session or ""),
+ *                         d (data, JSON text), o (outbox id), n (ordinal)
+ *   roost:{t}:events:n    ordinal counter: entries ever appended
+ *   roost:{t}:wake        channel: PUBLISHed after every append
+ *   roost:{t}:eph         channel: ephemeral events (typing, presence)
+ *
+ * Cursor (SSE id, long-poll last_event_id): "<epoch>-<ordinal>-<ms>-<seq>".
+ * The epoch is the first 16 hex digits of the Redis server's run_id, so any
+ * Redis restart invalidates every cursor (RESYNC_REQUIRED) rather than risk
+ * a gap when Redis comes back with older data. The ordinal makes trimming
+ * exact: a cursor whose next entry was trimmed away is a resync, never a
+ * silent skip.
+ */
+#ifndef ROOST_STREAM_H
+#define ROOST_STREAM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <hiredis/hiredis.h>
+
+#include "arena.h"
+#include "buf.h"
+#include "error.h"
+#include "kv.h"
+
+#define STREAM_EPOCH_LEN 16
+#define STREAM_CURSOR_MAX 80
+/* Entries read per round trip. */
+#define STREAM_READ_BATCH 256
+
+typedef struct stream_cursor {
+	char epoch[STREAM_EPOCH_LEN + 1];
+	int64_t ordinal; /* entries appended up to and including this one */
+	char id[48];     /* Redis stream id "ms-seq"; "0-0" before any */
+} stream_cursor;
+
+/* One durable event read from the stream. Strings point into the reply
+ * or arena the entry was parsed from. */
+typedef struct stream_entry {
+	stream_cursor at; /* the cursor that points just past this entry */
+	const char *type;
+	int64_t room_id;        /* room audience, else 0 */
+	int64_t user_id;        /* user audience, else 0 */
+	int64_t origin_session; /* session that caused it, else 0 */
+	const char *data;       /* JSON text */
+	size_t data_len;
+} stream_entry;
+
+typedef enum stream_status {
+	STREAM_OK,
+	STREAM_RESYNC, /* the cursor's history is gone (restart or trim) */
+} stream_status;
+
+typedef struct stream_batch {
+	stream_status status;
+	stream_cursor head; /* where the next read starts */
+	stream_entry *v;    /* arena memory */
+	size_t n;
+	bool more; /* the batch was full: read again from head */
+} stream_batch;
+
+/* Parses a client's cursor. false for anything malformed. */
+bool stream_cursor_parse(const char *s, stream_cursor *out);
+/* Formats c into out (STREAM_CURSOR_MAX bytes). */
+void stream_cursor_format(const stream_cursor *c, char *out);
+
+/* The current end of the stream (what a new subscriber starts from, and
+ * GET /rooms's event_cursor). Creates nothing. */
+rerr stream_head(kv *k, arena *a, const char *tenant, stream_cursor *out);
+
+/* Reads up to max entries after `after`. STREAM_RESYNC when the epoch
+ * differs, the cursor points past the end, or an entry after it was
+ * trimmed. Entries live in arena a. */
+rerr stream_read(kv *k, arena *a, const char *tenant,
+    const stream_cursor *after, size_t max, stream_batch *out);
+
+/* Parses an XRANGE-shaped reply (array of [id, [field, value...]]) into
+ * entries with cursors of epoch; used by stream_read and by anyone holding
+ * a raw reply. Entries point into r; returns the number parsed into v
+ * (capacity cap). Malformed entries are skipped. */
+size_t stream_parse_entries(
+    const redisReply *r, const char *epoch, stream_entry *v, size_t cap);
+
+/* Appends events to the stream and wakes the subscribers, in one atomic
+ * script. fields: n_events groups of 6 strings (type, room or "", user or
+ * "", origin session or "", data JSON, outbox id). maxlen bounds the
+ * stream (approximately). */
+rerr stream_publish(kv *k, arena *a, const char *tenant, long maxlen,
+    size_t n_events, const char *const *fields);
+
+/* Ephemeral events: PUBLISH only, never stored. audience_rooms are the
+ * rooms whose members may see it (stripped before delivery); audience_user
+ * also sees it (0 for none). event is the client-facing JSON object
+ * {"type":..., "room_id":..., "data":...} as text. */
+rerr stream_publish_ephemeral(kv *k, arena *a, const char *tenant,
+    const int64_t *audience_rooms, size_t n_rooms, int64_t audience_user,
+    const char *event_json);
+
+/* A parsed ephemeral message from the roost:{t}:eph channel. */
+typedef struct stream_ephemeral {
+	int64_t *rooms; /* arena */
+	size_t n_rooms;
+	int64_t user_id;
+	const char *json; /* the client-facing event, arena */
+	size_t json_len;
+} stream_ephemeral;
+bool stream_parse_ephemeral(
+    arena *a, const char *msg, size_t len, stream_ephemeral *out);
+
+/* One subscriber: who it is, which rooms it may see, where it is. The
+ * rooms array is heap memory (the relay keeps subscribers for hours);
+ * stream_sub_free releases it. */
+typedef struct stream_sub {
+	int64_t user_id;
+	int64_t session_id; /* 0 for API tokens */
+	int64_t *rooms;     /* sorted */
+	size_t n_rooms, cap_rooms;
+	stream_cursor cursor; /* last entry seen (delivered or filtered) */
+} stream_sub;
+
+void stream_sub_set_rooms(stream_sub *s, const int64_t *rooms, size_t n);
+bool stream_sub_in_room(const stream_sub *s, int64_t room_id);
+void stream_sub_free(stream_sub *s);
+
+/* Decides whether e goes to s and advances s's cursor past e. Membership
+ * events about s's own user change its rooms first: a member.joined adds
+ * the room before the event is judged (so the joiner sees it), a
+ * member.left or room.deleted removes it (the leaver gets its own copy of
+ * member.left through the user audience). read.updated is not sent back
+ * to the session that caused it. */
+bool stream_sub_accept(stream_sub *s, const stream_entry *e);
+
+/* Ephemeral events: rooms of s, or s's own user. */
+bool stream_sub_accept_ephemeral(
+    const stream_sub *s, const stream_ephemeral *e);
+
+/* Client-facing forms. JSON: {"id":cursor,"type":..,"room_id":..,"data":..}
+ * (room_id null for user events). SSE: "id: ..\nevent: ..\ndata: <json>\n\n".
+ * Ephemeral SSE frames carry no id (they are not resumable). */
+void stream_format_json(buf *out, const stream_entry *e);
+void stream_format_sse(buf *out, const stream_entry *e);
+void stream_format_sse_ephemeral(buf *out, const stream_ephemeral *e);
+
+#endif
