@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "app.h"
+#include "events.h"
 #include "json.h"
 #include "log.h"
 #include "token.h"
@@ -423,9 +424,19 @@ auth_start_session(req_ctx *c, int64_t user_id, const char *device,
 	    2, p);
 	if (res == NULL)
 		return e;
-	for (int i = 0; i < PQntuples(res); i++)
-		auth_forget_session(
-		    c, strtoll(PQgetvalue(res, i, 0), NULL, 10));
+	for (int i = 0; i < PQntuples(res); i++) {
+		int64_t sid = strtoll(PQgetvalue(res, i, 0), NULL, 10);
+		json_object *d = json_object_new_object();
+
+		auth_forget_session(c, sid);
+		/* The displaced device hears it on its event stream, which
+		 * then ends (docs/realtime.md). */
+		json_object_object_add(d, "session_id", json_i64(sid));
+		json_object_object_add(d, "device", json_str(device));
+		if ((e = events_user(c->app->db, c->a, user_id,
+		         "session.displaced", d)) != R_SUCCESS)
+			return e;
+	}
 	p[2] = auth_client_ip(c);
 	p[3] = auth_user_agent(c);
 	p[4] = id_str(c, lifetime_hours);

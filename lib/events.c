@@ -4,6 +4,8 @@
 #include <inttypes.h>
 #include <stdio.h>
 
+#include <libpq-fe.h>
+
 #include "json.h"
 
 static unsigned written;
@@ -49,6 +51,39 @@ events_user_from(db *d, arena *a, int64_t user_id, const char *type,
     json_object *data, int64_t origin_session)
 {
 	return emit(d, a, 0, user_id, type, data, origin_session);
+}
+
+rerr
+events_tenant(db *d, arena *a, const char *type, json_object *data)
+{
+	return emit(d, a, 0, 0, type, data, 0);
+}
+
+rerr
+events_user_updated(db *d, arena *a, int64_t user_id)
+{
+	const char *p[1] = { arena_printf(a, "%" PRId64, user_id) };
+	json_object *o;
+	PGresult *res;
+	rerr e;
+
+	res = db_query(d, a, &e,
+	    "SELECT id, name, display_name, avatar_url, role, suspended, "
+	    "deleted_at IS NOT NULL FROM users WHERE id = $1",
+	    1, p);
+	if (res == NULL)
+		return e;
+	if (PQntuples(res) != 1)
+		return R_SUCCESS;
+	o = json_object_new_object();
+	json_object_object_add(o, "id", db_col_i64(res, 0, 0));
+	json_object_object_add(o, "name", db_col_str(res, 0, 1));
+	json_object_object_add(o, "display_name", db_col_str(res, 0, 2));
+	json_object_object_add(o, "avatar_url", db_col_str(res, 0, 3));
+	json_object_object_add(o, "role", db_col_str(res, 0, 4));
+	json_object_object_add(o, "suspended", db_col_bool(res, 0, 5));
+	json_object_object_add(o, "deleted", db_col_bool(res, 0, 6));
+	return events_tenant(d, a, "user.updated", o);
 }
 
 unsigned

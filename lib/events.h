@@ -23,6 +23,13 @@ rerr events_room(
 rerr events_user(
     db *d, arena *a, int64_t user_id, const char *type, json_object *data);
 
+/* Records an event for everyone in the tenant (user.updated). */
+rerr events_tenant(db *d, arena *a, const char *type, json_object *data);
+
+/* user.updated with the user's public fields, for everyone in the tenant:
+ * after a profile change, a role change, a suspension or a deletion. */
+rerr events_user_updated(db *d, arena *a, int64_t user_id);
+
 /* events_user for a change one session made: that session is not sent
  * the event (read.updated goes to the user's other devices). */
 rerr events_user_from(db *d, arena *a, int64_t user_id, const char *type,

@@ -214,7 +214,7 @@ stream_parse_entries(
 			}
 		}
 		if (e->type == NULL || e->data == NULL || !have_n ||
-		    (e->room_id == 0) == (e->user_id == 0))
+		    (e->room_id != 0 && e->user_id != 0))
 			continue;
 		n++;
 	}
@@ -469,15 +469,36 @@ names_me(const stream_entry *e, int64_t me, int64_t *room)
 	return found;
 }
 
+static bool
+session_named(const stream_entry *e, int64_t sid)
+{
+	json_tokener *tok = json_tokener_new();
+	json_object *o = json_tokener_parse_ex(tok, e->data, (int)e->data_len),
+	            *v;
+	bool yes = false;
+
+	json_tokener_free(tok);
+	if (o != NULL && json_object_object_get_ex(o, "session_id", &v) &&
+	    json_object_is_type(v, json_type_int))
+		yes = json_object_get_int64(v) == sid;
+	json_object_put(o);
+	return yes;
+}
+
 bool
 stream_sub_accept(stream_sub *s, const stream_entry *e)
 {
 	int64_t room = 0;
 
 	s->cursor = e->at;
+	if (e->user_id == 0 && e->room_id == 0)
+		return true; /* the whole tenant */
 	if (e->user_id != 0) {
 		if (e->user_id != s->user_id)
 			return false;
+		if (strcmp(e->type, "session.displaced") == 0 &&
+		    s->session_id != 0 && session_named(e, s->session_id))
+			s->ended = true;
 		if (strcmp(e->type, "room.deleted") == 0 ||
 		    strcmp(e->type, "member.left") == 0) {
 			(void)names_me(e, s->user_id, &room);

@@ -52,7 +52,7 @@ typedef struct stream_entry {
 	stream_cursor at; /* the cursor that points just past this entry */
 	const char *type;
 	int64_t room_id;        /* room audience, else 0 */
-	int64_t user_id;        /* user audience, else 0 */
+	int64_t user_id;        /* user audience, else 0 (both 0: tenant) */
 	int64_t origin_session; /* session that caused it, else 0 */
 	const char *data;       /* JSON text */
 	size_t data_len;
@@ -128,6 +128,7 @@ typedef struct stream_sub {
 	int64_t *rooms;     /* sorted */
 	size_t n_rooms, cap_rooms;
 	stream_cursor cursor; /* last entry seen (delivered or filtered) */
+	bool ended; /* its session was displaced: close after delivering */
 } stream_sub;
 
 void stream_sub_set_rooms(stream_sub *s, const int64_t *rooms, size_t n);
@@ -139,7 +140,9 @@ void stream_sub_free(stream_sub *s);
  * the room before the event is judged (so the joiner sees it), a
  * member.left or room.deleted removes it (the leaver gets its own copy of
  * member.left through the user audience). read.updated is not sent back
- * to the session that caused it. */
+ * to the session that caused it. Tenant events go to everyone. A
+ * session.displaced naming s's session is delivered and sets s->ended:
+ * the caller closes the stream after sending it. */
 bool stream_sub_accept(stream_sub *s, const stream_entry *e);
 
 /* Ephemeral events: rooms of s, or s's own user. */

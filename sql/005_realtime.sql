@@ -16,3 +16,9 @@ ALTER TABLE events
 CREATE INDEX events_unpublished ON events (id) WHERE published_at IS NULL;
 CREATE INDEX events_published_at ON events (published_at)
     WHERE published_at IS NOT NULL;
+
+-- A third audience: the whole tenant (both ids NULL), for user.updated (a
+-- changed name or avatar shows in every room the user ever wrote in).
+ALTER TABLE events DROP CONSTRAINT events_check;
+ALTER TABLE events ADD CONSTRAINT events_audience
+    CHECK (room_id IS NULL OR user_id IS NULL);

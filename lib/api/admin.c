@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../events.h"
 #include "../password.h"
 #include "../token.h"
 #include "../rooms.h"
@@ -146,7 +147,8 @@ api_admin_user_patch(req_ctx *c)
 		e = end_sessions(c, id, "suspended");
 	else
 		e = auth_forget_user(c, id); /* the role is cached */
-	if (e != R_SUCCESS)
+	if (e != R_SUCCESS ||
+	    (e = events_user_updated(c->app->db, c->a, id)) != R_SUCCESS)
 		return e;
 	return api_reply_user(c, 200, id, true);
 }
@@ -239,6 +241,8 @@ api_admin_user_delete(req_ctx *c)
 				return e;
 		}
 	}
+	if ((e = events_user_updated(c->app->db, c->a, id)) != R_SUCCESS)
+		return e;
 	c->res->status = 204;
 	return R_SUCCESS;
 }

@@ -345,6 +345,8 @@ blocking_sse(req_ctx *c, waiter *w, const buf *backlog)
 			next_hb =
 			    now + (long long)ap->cfg.sse_heartbeat_s * 1000;
 		}
+		if (w->sub->ended)
+			break; /* its session was displaced */
 		if (now >= next_refresh) {
 			const char *ids[1] = { cid };
 

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../events.h"
 #include "../password.h"
 #include "../ratelimit.h"
 #include "../token.h"
@@ -80,7 +81,9 @@ api_me_patch(req_ctx *c)
 	        "about = CASE WHEN $6::bool THEN $7 ELSE about END, "
 	        "avatar_url = CASE WHEN $8::bool THEN $9 ELSE avatar_url END, "
 	        "updated_at = now() WHERE id = $1",
-	        9, p) == NULL)
+	        9, p) == NULL ||
+	    (e = events_user_updated(c->app->db, c->a, c->user.user_id)) !=
+	        R_SUCCESS)
 		return e;
 	return api_reply_user(c, 200, c->user.user_id, true);
 }
