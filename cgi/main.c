@@ -70,7 +70,7 @@ main(void)
 	/* The answer ends when stdout closes; then move what this request
 	 * committed to the event stream (docs/realtime.md). */
 	close(STDOUT_FILENO);
-	if (events_take_written() > 0)
+	if (events_take_written() > 0 && !outbox_kick(&ap))
 		(void)outbox_drain(&ap, NULL);
 	app_free(&ap);
 	return 0;

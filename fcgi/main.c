@@ -158,7 +158,7 @@ main(int argc, char **argv)
 		app_request_done(&ap, &res);
 		/* The client has its answer; now move what this request
 		 * committed to the event stream (docs/realtime.md). */
-		if (events_take_written() > 0)
+		if (events_take_written() > 0 && !outbox_kick(&ap))
 			(void)outbox_drain(&ap, NULL);
 		if (stopping)
 			break;

@@ -106,3 +106,46 @@ outbox_drain(app *ap, int *published)
 		*published = total;
 	return e;
 }
+
+static const char kick_lua[] = "if redis.call('EXISTS', KEYS[1]) == 1 then "
+                               "  redis.call('PUBLISH', ARGV[1], '1') "
+                               "  return 1 "
+                               "end "
+                               "return 0";
+
+bool
+outbox_kick(app *ap)
+{
+	arena *a = arena_new();
+	const char *argv[5];
+	redisReply *r;
+	bool taken;
+	rerr e;
+
+	argv[0] = "EVAL";
+	argv[1] = kick_lua;
+	argv[2] = "1";
+	argv[3] = kv_key(a, ap->cfg.schema, "relay:alive");
+	argv[4] = kv_key(a, ap->cfg.schema, "drain");
+	r = kv_cmdv(ap->kv, a, &e, 5, argv, NULL);
+	taken = r != NULL && e == R_SUCCESS && r->type == REDIS_REPLY_INTEGER &&
+	    r->integer == 1;
+	arena_free(a);
+	return taken;
+}
+
+rerr
+outbox_relay_alive(app *ap, int ttl_s)
+{
+	arena *a = arena_new();
+	redisReply *r;
+	rerr e;
+
+	r = kv_cmd(ap->kv, a, &e, "SET",
+	    kv_key(a, ap->cfg.schema, "relay:alive"), "1", "EX",
+	    arena_printf(a, "%d", ttl_s > 0 ? ttl_s : 10), NULL);
+	if (r == NULL || e != R_SUCCESS)
+		e = R_UNAVAILABLE;
+	arena_free(a);
+	return e;
+}

@@ -30,4 +30,17 @@ struct app;
  * (nothing is marked; the next drain retries). */
 rerr outbox_drain(struct app *ap, int *published);
 
+/* After a request that wrote events: when a relay is alive (it keeps
+ * roost:{t}:relay:alive fresh), wakes it with one PUBLISH on
+ * roost:{t}:drain and returns true, and the relay drains, batching the
+ * work of many requests; otherwise returns false and the caller drains
+ * itself. One Redis round trip instead of a drain's seven database ones
+ * per write. If the caller dies before this, the relay's timer finds the
+ * rows anyway. */
+bool outbox_kick(struct app *ap);
+
+/* For roost-relay: marks a relay alive for ttl_s seconds (refresh it
+ * well within that). */
+rerr outbox_relay_alive(struct app *ap, int ttl_s);
+
 #endif
