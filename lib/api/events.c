@@ -408,6 +408,10 @@ api_events_get(req_ctx *c)
 		}
 	}
 	if (ap->stream_mode == STREAM_BLOCKING) {
+		/* Without a relay nobody else may have drained what a worker
+		 * that died after COMMIT left behind: the reader drains
+		 * before it reads (cheap when there is nothing). */
+		(void)outbox_drain(ap, NULL);
 		/* Subscribe before reading the backlog: a wake-up that comes
 		 * in between is then not lost. */
 		w.c = c;
@@ -432,6 +436,14 @@ api_events_get(req_ctx *c)
 	if (e != R_SUCCESS) {
 		e = fail(
 		    c, R_UNAVAILABLE, NULL, "the event stream is unavailable");
+		goto out;
+	}
+	if (rs && sse) {
+		/* EventSource cannot read an error body, and stops
+		 * reconnecting on one: an SSE client is told in the stream. */
+		sse_headers(c);
+		buf_puts(&c->res->body,
+		    "event: resync\ndata: {\"code\":\"RESYNC_REQUIRED\"}\n\n");
 		goto out;
 	}
 	if (rs) {
@@ -537,7 +549,8 @@ api_typing(req_ctx *c)
 			    "typing notices are limited to 30 per 10 seconds");
 	}
 	res = db_query(c->app->db, c->a, &e,
-	    "SELECT display_name FROM users WHERE id = $1", 1, p);
+	    "SELECT coalesce(display_name, name) FROM users WHERE id = $1", 1,
+	    p);
 	if (res == NULL)
 		return e;
 	name = PQntuples(res) ? PQgetvalue(res, 0, 0) : "";

@@ -1,0 +1,38 @@
+/* outq: a connection's queue of bytes waiting for the socket.
+ *
+ * Bytes are appended into a list of heap chunks (small appends share a
+ * chunk) and written with one sendmsg of many chunks when the socket
+ * takes them. The queue's owner checks pending against its cap after each
+ * append: a client that does not read is dropped, never waited for
+ * (STYLE.md rule 7). An empty queue holds no memory.
+ */
+#ifndef ROOST_OUTQ_H
+#define ROOST_OUTQ_H
+
+#include <stddef.h>
+
+typedef struct outq_chunk outq_chunk;
+
+typedef struct outq {
+	outq_chunk *head, *tail;
+	size_t pending; /* bytes not yet written */
+} outq;
+
+#define OUTQ_INIT                                                              \
+	{                                                                      \
+		NULL, NULL, 0                                                  \
+	}
+
+/* Copies p[0..n) to the end of the queue. Allocation failure aborts. */
+void outq_append(outq *q, const void *p, size_t n);
+
+/* Writes queued bytes to the non-blocking socket fd, at most max_bytes in
+ * this call. Returns 0 when the queue is empty, 1 when bytes remain (the
+ * socket is full or max_bytes was reached: wait until it is writable), -1
+ * when the socket failed (errno set; the queue is left as it was). */
+int outq_flush(outq *q, int fd, size_t max_bytes);
+
+/* Drops everything queued and releases the memory. */
+void outq_clear(outq *q);
+
+#endif
