@@ -15,7 +15,7 @@
 
 /* One pass in its own transaction. *n gets the rows published. */
 static rerr
-pass(app *ap, arena *a, int *n)
+pass(app *ap, arena *a, bool wait, int *n)
 {
 	const char *lock[1] = { arena_printf(
 	    a, "roost.drain.%s", ap->cfg.schema) };
@@ -33,12 +33,21 @@ pass(app *ap, arena *a, int *n)
 	/* Drainers take turns: one waiting here sees, once it has the lock,
 	 * every row the previous one did not publish, including rows whose
 	 * transactions committed while the previous pass ran. */
-	if (db_query(ap->db, a, &e, "SET LOCAL lock_timeout = '5s'", 0, NULL) ==
-	        NULL ||
-	    db_query(ap->db, a, &e,
-	        "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", 1,
-	        lock) == NULL)
-		goto out;
+	if (wait) {
+		if (db_query(ap->db, a, &e, "SET LOCAL lock_timeout = '5s'", 0,
+		        NULL) == NULL ||
+		    db_query(ap->db, a, &e,
+		        "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+		        1, lock) == NULL)
+			goto out;
+	} else {
+		/* An event loop never waits: the holder publishes. */
+		res = db_query(ap->db, a, &e,
+		    "SELECT pg_try_advisory_xact_lock(hashtextextended($1, 0))",
+		    1, lock);
+		if (res == NULL || PQgetvalue(res, 0, 0)[0] != 't')
+			goto out;
+	}
 	res = db_query(ap->db, a, &e,
 	    "SELECT id, coalesce(room_id::text, ''), coalesce(user_id::text, "
 	    "''), type, data::text, coalesce(origin_session::text, '') "
@@ -83,8 +92,8 @@ out:
 	return e;
 }
 
-rerr
-outbox_drain(app *ap, int *published)
+static rerr
+drain(app *ap, bool wait, int *published)
 {
 	int total = 0, n;
 	rerr e;
@@ -94,7 +103,7 @@ outbox_drain(app *ap, int *published)
 	do {
 		arena *a = arena_new();
 
-		e = pass(ap, a, &n);
+		e = pass(ap, a, wait, &n);
 		arena_free(a);
 		if (e != R_SUCCESS) {
 			log_warn("outbox drain failed: %s", rerr_code(e));
@@ -105,6 +114,18 @@ outbox_drain(app *ap, int *published)
 	if (published)
 		*published = total;
 	return e;
+}
+
+rerr
+outbox_drain(app *ap, int *published)
+{
+	return drain(ap, true, published);
+}
+
+rerr
+outbox_try_drain(app *ap, int *published)
+{
+	return drain(ap, false, published);
 }
 
 static const char kick_lua[] = "if redis.call('EXISTS', KEYS[1]) == 1 then "

@@ -30,6 +30,11 @@ struct app;
  * (nothing is marked; the next drain retries). */
 rerr outbox_drain(struct app *ap, int *published);
 
+/* outbox_drain for an event loop (roost-relay): when another drainer
+ * holds the lock it returns at once (R_SUCCESS, *published 0) instead of
+ * waiting; that drainer publishes, and the relay's timer comes back. */
+rerr outbox_try_drain(struct app *ap, int *published);
+
 /* After a request that wrote events: when a relay is alive (it keeps
  * roost:{t}:relay:alive fresh), wakes it with one PUBLISH on
  * roost:{t}:drain and returns true, and the relay drains, batching the

@@ -327,34 +327,40 @@ bool
 stream_parse_ephemeral(
     arena *a, const char *msg, size_t len, stream_ephemeral *out)
 {
-	const char *nl = memchr(msg, '\n', len), *p = msg, *sp;
+	const char *nl = memchr(msg, '\n', len), *p;
+	char *head, *sp, *end;
 	size_t n = 0;
 
 	memset(out, 0, sizeof(*out));
-	if (nl == NULL || (sp = memchr(msg, ' ', (size_t)(nl - msg))) == NULL)
+	if (nl == NULL)
 		return false;
-	out->user_id = strtoll(msg, NULL, 10);
-	for (p = sp + 1; p < nl; p++)
+	/* The head as a string of its own: msg need not be terminated. */
+	head = arena_strndup(a, msg, (size_t)(nl - msg));
+	if ((sp = strchr(head, ' ')) == NULL)
+		return false;
+	out->user_id = strtoll(head, &end, 10);
+	if (end != sp || out->user_id < 0)
+		return false;
+	for (p = sp + 1; *p; p++)
 		if (*p == ',')
 			n++;
-	if (sp + 1 < nl)
+	if (sp[1] != '\0')
 		n++;
 	out->rooms = arena_calloc(a, n + 1, sizeof(*out->rooms));
-	for (p = sp + 1; p < nl && out->n_rooms < n;) {
-		char *end;
+	for (p = sp + 1; *p && out->n_rooms < n;) {
 		long long v = strtoll(p, &end, 10);
 
 		if (end == p)
 			return false;
 		out->rooms[out->n_rooms++] = v;
 		p = end;
-		if (p < nl && *p == ',')
+		if (*p == ',')
 			p++;
-		else
-			break;
+		else if (*p != '\0')
+			return false;
 	}
-	out->json = arena_strndup(a, nl + 1, len - (size_t)(nl + 1 - msg));
 	out->json_len = len - (size_t)(nl + 1 - msg);
+	out->json = arena_strndup(a, nl + 1, out->json_len);
 	return true;
 }
 
@@ -381,7 +387,8 @@ stream_sub_set_rooms(stream_sub *s, const int64_t *rooms, size_t n)
 	}
 	if (n)
 		memcpy(s->rooms, rooms, n * sizeof(*rooms));
-	qsort(s->rooms, n, sizeof(*s->rooms), cmp_i64);
+	if (n > 1) /* s->rooms is NULL for a user in no room */
+		qsort(s->rooms, n, sizeof(*s->rooms), cmp_i64);
 	for (size_t i = 0; i < n; i++)
 		if (w == 0 || s->rooms[w - 1] != s->rooms[i])
 			s->rooms[w++] = s->rooms[i];

@@ -22,6 +22,57 @@ struct outq_chunk {
 	char data[];
 };
 
+/* Spare CHUNK_MIN chunks. A broadcast queues a chunk on every subscriber
+ * and the flush frees them all moments later; through malloc that was a
+ * heap grown and trimmed back on every event (measured: 62% of the relay's
+ * CPU in brk with 2,000 subscribers, bench/relay_bench.py). Reusing them
+ * keeps at most SPARE_MAX * 4 KiB around. The relay is one thread. */
+#define SPARE_MAX 1024
+static outq_chunk *spare;
+static size_t n_spare;
+
+static outq_chunk *
+chunk_new(size_t cap)
+{
+	outq_chunk *c;
+
+	if (cap == CHUNK_MIN && spare != NULL) {
+		c = spare;
+		spare = c->next;
+		n_spare--;
+		return c;
+	}
+	c = malloc(sizeof(*c) + cap);
+	if (c == NULL)
+		abort();
+	c->cap = cap;
+	return c;
+}
+
+static void
+chunk_free(outq_chunk *c)
+{
+	if (c->cap == CHUNK_MIN && n_spare < SPARE_MAX) {
+		c->next = spare;
+		spare = c;
+		n_spare++;
+		return;
+	}
+	free(c);
+}
+
+void
+outq_release_spares(void)
+{
+	while (spare != NULL) {
+		outq_chunk *c = spare;
+
+		spare = c->next;
+		free(c);
+	}
+	n_spare = 0;
+}
+
 void
 outq_append(outq *q, const void *p, size_t n)
 {
@@ -35,13 +86,10 @@ outq_append(outq *q, const void *p, size_t n)
 	} else {
 		size_t cap = n > CHUNK_MIN ? n : CHUNK_MIN;
 
-		t = malloc(sizeof(*t) + cap);
-		if (t == NULL)
-			abort();
+		t = chunk_new(cap);
 		t->next = NULL;
 		t->len = n;
 		t->sent = 0;
-		t->cap = cap;
 		memcpy(t->data, p, n);
 		if (q->tail != NULL)
 			q->tail->next = t;
@@ -60,7 +108,7 @@ drop_head(outq *q)
 	q->head = c->next;
 	if (q->head == NULL)
 		q->tail = NULL;
-	free(c);
+	chunk_free(c);
 }
 
 int

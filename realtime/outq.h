@@ -32,7 +32,11 @@ void outq_append(outq *q, const void *p, size_t n);
  * when the socket failed (errno set; the queue is left as it was). */
 int outq_flush(outq *q, int fd, size_t max_bytes);
 
-/* Drops everything queued and releases the memory. */
+/* Drops everything queued and releases the memory (small chunks are kept
+ * for reuse, at most 4 MiB in all). */
 void outq_clear(outq *q);
+
+/* Frees the chunks kept for reuse (at exit, so leak checks stay quiet). */
+void outq_release_spares(void);
 
 #endif

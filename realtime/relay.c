@@ -42,6 +42,8 @@
 #define DRAIN_BACKOFF_MS 5000 /* after a failed drain (database down) */
 #define SAFETY_WAKE_MS 1000   /* read the stream even without a wake-up */
 #define SWEEP_MS 5000
+#define ALIVE_MS 1000 /* refresh of roost:{t}:relay:alive (outbox_kick) */
+#define ALIVE_TTL_S 5
 #define IDLE_MS 120000            /* keep-alive connection without a request */
 #define HEAD_MS 30000             /* to finish sending a request head */
 #define LINGER_CLOSE_MS 2000      /* reading after our FIN before closing */
@@ -150,18 +152,21 @@ struct relay {
 	stream_cursor head;
 	bool head_ok;
 	bool wake;
+	bool drain; /* a worker asked for a drain (outbox_kick) */
 
 	/* The subscriber connection (wake and ephemeral channels). */
 	redis_target rt;
 	redisAsyncContext *sub;
-	char *wake_ch, *eph_ch;
+	bool subscribed; /* all three channels confirmed */
+	char *wake_ch, *eph_ch, *drain_ch;
 	int sub_backoff_ms;
 	int64_t sub_retry_at;
 	bool tearing_down;
 
 	/* Timer chores. */
 	int64_t next_drain, next_safety, next_hb, next_refresh, next_sweep;
-	int64_t warned_stream, warned_accept;
+	int64_t next_alive;
+	int64_t warned_stream, warned_sub, warned_accept;
 
 	bool stopping;
 	int64_t stop_deadline;
@@ -175,6 +180,7 @@ static void conn_close(conn *c);
 static void process_input(conn *c);
 static void answer_ready(relay *r);
 static void catch_up(relay *r, conn *c);
+static void flush_pending(relay *r);
 
 /* ----------------------------------------------------------- helpers */
 
@@ -281,6 +287,13 @@ conn_send(conn *c, const void *p, size_t n, bool capped)
 	if (c->closing || n == 0)
 		return;
 	outq_append(&c->out, p, n);
+	/* Over the cap, first see whether the socket takes it now: the cap
+	 * is for what a client leaves unread, not for a burst. */
+	if (capped && c->out.pending > r->max_output &&
+	    outq_flush(&c->out, c->fd, FLUSH_MAX) < 0) {
+		conn_close(c);
+		return;
+	}
 	if (capped && c->out.pending > r->max_output) {
 		log_warn("dropping a slow consumer (%s, user %" PRId64
 		         "): %zu bytes queued, limit %zu",
@@ -744,6 +757,8 @@ process_stream(relay *r)
 		r->head = b.head;
 		answer_ready(r);
 		arena_reset(r->ap.arena);
+		/* Out to the sockets before the next batch piles on. */
+		flush_pending(r);
 		if (!b.more)
 			return;
 	}
@@ -852,6 +867,7 @@ static void
 sub_retry_later(relay *r)
 {
 	r->sub = NULL;
+	r->subscribed = false;
 	if (r->tearing_down)
 		return;
 	r->sub_retry_at = ae_now_ms() + r->sub_backoff_ms;
@@ -868,7 +884,7 @@ on_sub_connect(const redisAsyncContext *ac, int status)
 	if (status == REDIS_OK)
 		return;
 	/* hiredis frees the context after this returns. */
-	if (warn_due(&r->warned_stream))
+	if (warn_due(&r->warned_sub))
 		log_warn("cannot connect the Redis subscriber: %s",
 		    ac->errstr ? ac->errstr : "error");
 	sub_retry_later(r);
@@ -919,14 +935,22 @@ on_pubsub(redisAsyncContext *ac, void *reply, void *priv)
 	    m->element[2]->type == REDIS_REPLY_STRING) {
 		if (strcmp(m->element[1]->str, r->eph_ch) == 0)
 			on_ephemeral(r, m->element[2]->str, m->element[2]->len);
+		else if (strcmp(m->element[1]->str, r->drain_ch) == 0)
+			r->drain = true;
 		else
 			r->wake = true;
 	} else if (strcmp(kind->str, "subscribe") == 0 &&
 	    m->element[2]->type == REDIS_REPLY_INTEGER &&
-	    m->element[2]->integer == 2) {
-		log_info("subscribed to %s and %s", r->wake_ch, r->eph_ch);
+	    m->element[2]->integer == 3) {
+		log_info("subscribed to %s, %s and %s", r->wake_ch, r->eph_ch,
+		    r->drain_ch);
 		r->sub_backoff_ms = SUB_BACKOFF_MIN_MS;
-		/* Anything published while we were away is in the stream. */
+		r->subscribed = true;
+		/* Workers may now leave their drains to us (on the next
+		 * tick), and anything published or committed while we were
+		 * away is to be read and drained. */
+		r->next_alive = 0;
+		r->drain = true;
 		r->wake = true;
 	}
 }
@@ -935,12 +959,12 @@ static void
 sub_connect(relay *r)
 {
 	redisAsyncContext *ac;
-	const char *argv[3];
+	const char *argv[4];
 
 	ac = r->rt.path ? redisAsyncConnectUnix(r->rt.path)
 	                : redisAsyncConnect(r->rt.host, r->rt.port);
 	if (ac == NULL || ac->err) {
-		if (warn_due(&r->warned_stream))
+		if (warn_due(&r->warned_sub))
 			log_warn("cannot connect the Redis subscriber: %s",
 			    ac ? ac->errstr : "out of memory");
 		if (ac != NULL)
@@ -968,7 +992,8 @@ sub_connect(relay *r)
 	argv[0] = "SUBSCRIBE";
 	argv[1] = r->wake_ch;
 	argv[2] = r->eph_ch;
-	redisAsyncCommandArgv(ac, on_pubsub, r, 3, argv, NULL);
+	argv[3] = r->drain_ch;
+	redisAsyncCommandArgv(ac, on_pubsub, r, 4, argv, NULL);
 }
 
 /* ROOST_REDIS_URL (config.h) as host/port/password or socket path. The
@@ -1583,6 +1608,22 @@ on_accept(ae_loop *l, int fd, void *data, int mask)
 
 /* --------------------------------------------------------------- timer */
 
+/* Publishes what workers committed: asked for by a worker (outbox_kick),
+ * or on the timer for what a worker died before publishing. Kicks that
+ * come in together are served by one drain. */
+static void
+run_drain(relay *r)
+{
+	int published = 0;
+	rerr e = outbox_try_drain(&r->ap, &published);
+
+	r->drain = false;
+	r->next_drain =
+	    ae_now_ms() + (e == R_SUCCESS ? DRAIN_MS : DRAIN_BACKOFF_MS);
+	if (published > 0)
+		r->wake = true; /* no need to wait for our own PUBLISH */
+}
+
 static void
 heartbeat(relay *r)
 {
@@ -1650,11 +1691,13 @@ on_tick(ae_loop *l, long long id, void *data)
 		if (r->n_conns == 0 || now >= r->stop_deadline)
 			ae_stop(l);
 	} else if (now >= r->next_drain) {
-		/* Events a worker committed but did not get to publish. */
-		rerr e = outbox_drain(&r->ap, NULL);
-
-		r->next_drain =
-		    now + (e == R_SUCCESS ? DRAIN_MS : DRAIN_BACKOFF_MS);
+		run_drain(r);
+	}
+	if (r->subscribed && !r->stopping && now >= r->next_alive) {
+		/* Workers kick us instead of draining while this is fresh;
+		 * only say so while the kicks can reach us. */
+		(void)outbox_relay_alive(&r->ap, ALIVE_TTL_S);
+		r->next_alive = now + ALIVE_MS;
 	}
 	if (now >= r->next_safety) {
 		r->wake = true;
@@ -1695,6 +1738,16 @@ begin_stop(relay *r)
 	}
 	r->stopping = true;
 	r->stop_deadline = ae_now_ms() + STOP_GRACE_MS;
+	if (r->subscribed) {
+		/* Workers drain for themselves again (another relay that is
+		 * still running says otherwise within a second). */
+		rerr e;
+
+		(void)kv_cmd(r->ap.kv, r->ap.arena, &e, "DEL",
+		    kv_key(r->ap.arena, r->tenant, "relay:alive"), NULL);
+		arena_reset(r->ap.arena);
+		r->subscribed = false;
+	}
 	log_info("stopping: %zu connection(s), %zu subscriber(s)", r->n_conns,
 	    r->n_subs);
 	ae_del(r->loop, r->lfd, AE_READABLE);
@@ -1736,10 +1789,26 @@ on_signal(ae_loop *l, int fd, void *data, int mask)
 /* ------------------------------------------------------- before sleep */
 
 static void
+flush_pending(relay *r)
+{
+	while (r->pending != NULL) {
+		conn *c = r->pending;
+
+		r->pending = c->pending_next;
+		c->on_pending = false;
+		flush_conn(c);
+	}
+}
+
+static void
 before_sleep(ae_loop *l, void *data)
 {
 	relay *r = data;
 
+	/* A kick is served at once, unless the last drain failed (the
+	 * timer retries after its backoff). */
+	if (r->drain && !r->stopping && ae_now_ms() >= r->next_drain - DRAIN_MS)
+		run_drain(r);
 	if (r->wake && !r->stopping)
 		process_stream(r);
 	answer_ready(r);
@@ -1751,13 +1820,7 @@ before_sleep(ae_loop *l, void *data)
 		if (!c->closing && c->state == C_HTTP)
 			process_input(c);
 	}
-	while (r->pending != NULL) {
-		conn *c = r->pending;
-
-		r->pending = c->pending_next;
-		c->on_pending = false;
-		flush_conn(c);
-	}
+	flush_pending(r);
 	/* Every list above is empty: nothing refers to these any more. */
 	while (r->to_close != NULL) {
 		conn *c = r->to_close;
@@ -1909,6 +1972,7 @@ teardown(relay *r)
 	free(r->rt.password);
 	free(r->wake_ch);
 	free(r->eph_ch);
+	free(r->drain_ch);
 	app_free(&r->ap);
 }
 
@@ -1948,6 +2012,7 @@ relay_run(const relay_opts *o)
 	}
 	r->wake_ch = xstrdup(kv_key(r->ap.arena, r->tenant, "wake"));
 	r->eph_ch = xstrdup(kv_key(r->ap.arena, r->tenant, "eph"));
+	r->drain_ch = xstrdup(kv_key(r->ap.arena, r->tenant, "drain"));
 	arena_reset(r->ap.arena);
 	if (gethostname(r->host, sizeof(r->host) - 1) != 0)
 		snprintf(r->host, sizeof(r->host), "host");
@@ -1970,7 +2035,7 @@ relay_run(const relay_opts *o)
 	ae_set_before_sleep(r->loop, before_sleep, r);
 
 	/* Whatever workers left unpublished, then the end of the stream. */
-	(void)outbox_drain(&r->ap, NULL);
+	(void)outbox_try_drain(&r->ap, NULL);
 	(void)ensure_head(r);
 	r->sub_backoff_ms = SUB_BACKOFF_MIN_MS;
 	sub_connect(r);
@@ -1991,5 +2056,6 @@ relay_run(const relay_opts *o)
 out:
 	teardown(r);
 	free(r);
+	outq_release_spares();
 	return rc;
 }

@@ -37,7 +37,8 @@ int relay_listen(const char *spec, bool allow_any, bool reuseport, bool probe,
 /* Runs one relay process until SIGTERM or SIGINT, then drains (answers
  * waiting long-polls, flushes and closes streams) and returns the exit
  * status: 0, or 70/78 when the loop or the configuration fails. Takes the
- * listening socket. Blocks SIGTERM, SIGINT and SIGPIPE for the process. */
+ * listening socket. Blocks SIGTERM and SIGINT (read through a signalfd)
+ * and ignores SIGPIPE for the process. */
 int relay_run(const relay_opts *o);
 
 #endif

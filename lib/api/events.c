@@ -476,6 +476,14 @@ api_events_get(req_ctx *c)
 	/* Long-poll. */
 	if (n > 0 || !at_end || timeout == 0) {
 		buf body = BUF_INIT;
+		const char *cid = conn_id(c);
+
+		/* Answered at once, it still counts as a connection: the
+		 * user is online, and stays so while it polls. */
+		(void)presence_connect(
+		    ap, sub.user_id, cid, sub.rooms, sub.n_rooms);
+		(void)presence_disconnect(
+		    ap, sub.user_id, cid, LINGER_LONGPOLL_S);
 
 		longpoll_body(&body, out.data ? out.data : "", &sub.cursor);
 		http_set_header(
