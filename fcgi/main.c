@@ -55,13 +55,35 @@ on_term(int sig)
 	FCGX_ShutdownPending();
 }
 
+/* The listening socket passed by systemd socket activation (sd_listen_fds
+ * protocol: LISTEN_PID is us, LISTEN_FDS >= 1, the first at fd 3), or 0.
+ * The variables are removed so nothing we start inherits them. */
+static int
+systemd_socket(void)
+{
+	const char *pid = getenv("LISTEN_PID"), *fds = getenv("LISTEN_FDS");
+	struct stat st;
+	int ok;
+
+	if (pid == NULL || fds == NULL)
+		return 0;
+	ok = strtol(pid, NULL, 10) == (long)getpid() &&
+	    strtol(fds, NULL, 10) >= 1 && fstat(3, &st) == 0 &&
+	    S_ISSOCK(st.st_mode);
+	unsetenv("LISTEN_PID");
+	unsetenv("LISTEN_FDS");
+	unsetenv("LISTEN_FDNAMES");
+	return ok ? 3 : 0;
+}
+
 static void
 usage(FILE *f)
 {
 	fprintf(f,
 	    "usage: roost.fcgi [-c config] [-s host:port|/path.sock]\n"
 	    "  Without -s, serves the FastCGI listening socket on fd 0\n"
-	    "  (mod_fcgid, lighttpd bin-path, spawn-fcgi).\n"
+	    "  (mod_fcgid, lighttpd bin-path, spawn-fcgi), or the one\n"
+	    "  systemd passes (LISTEN_FDS, roost-fcgi.socket).\n"
 	    "  -s listens itself: a unix socket (mode 0660) or "
 	    "127.0.0.1:port.\n");
 }
@@ -115,6 +137,8 @@ main(int argc, char **argv)
 			    strerror(errno));
 			return 69;
 		}
+	} else if ((sock = systemd_socket()) > 0) {
+		/* socket activation: roost-fcgi.socket hands us fd 3 */
 	} else if (FCGX_IsCGI()) {
 		fprintf(stderr,
 		    "roost.fcgi: fd 0 is not a FastCGI socket; "
