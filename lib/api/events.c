@@ -522,32 +522,51 @@ api_events_ticket(req_ctx *c)
 	return reply_json(c, 201, o);
 }
 
+/* KEYS: typing set of the room. ARGV: now (ms), expiry (ms), user,
+ * "start"|"stop". Returns who is typing now. */
+static const char typing_lua[] =
+    "redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1]) "
+    "if ARGV[4] == 'start' then "
+    "  redis.call('ZADD', KEYS[1], ARGV[2], ARGV[3]) "
+    "else "
+    "  redis.call('ZREM', KEYS[1], ARGV[3]) "
+    "end "
+    "redis.call('PEXPIRE', KEYS[1], 60000) "
+    "return redis.call('ZRANGE', KEYS[1], 0, -1)";
+
+#define TYPING_TTL_S 6
+
 rerr
 api_typing(req_ctx *c)
 {
+	static const char *const states[] = { "start", "stop", NULL };
 	int64_t id = c->match.params[0].num;
-	bool typing = true;
+	int state = -1;
 	json_err je = { 0 };
-	const char *name;
-	const char *p[1] = { api_id(c, c->user.user_id) };
-	json_object *ev, *d;
+	json_object *ev, *d, *list;
+	const char *argv[8], *p[1];
+	struct timespec ts;
+	long long now_ms;
+	buf ids = BUF_INIT;
+	redisReply *who;
 	PGresult *res;
 	rl_result rl;
 	room r;
 	rerr e;
 
-	if ((e = json_get_bool(c->body, "typing", false, &typing, NULL, &je)) !=
-	    R_SUCCESS)
+	if ((e = json_reject_unknown(c->body, (const char *[]){ "state", NULL },
+	         &je)) != R_SUCCESS ||
+	    (e = json_get_enum(c->body, "state", false, states, &state, &je)) !=
+	        R_SUCCESS)
 		return JSON_FAIL(c, e, je);
-	if ((e = json_reject_unknown(c->body,
-	         (const char *[]){ "typing", NULL }, &je)) != R_SUCCESS)
-		return JSON_FAIL(c, e, je);
+	if (state < 0)
+		state = 0; /* an empty body means start */
 	if ((e = rooms_load(c, id, false, &r)) != R_SUCCESS ||
 	    (e = rooms_require_member(c, &r)) != R_SUCCESS ||
 	    (e = rooms_require_writable(c, &r)) != R_SUCCESS)
 		return e;
-	/* Typing is advisory: a client sends it every few seconds while the
-	 * user types. More than that is refused, not relayed. */
+	/* Typing is advisory: a client sends start every few seconds while
+	 * the user types. More than that is refused, not relayed. */
 	e = ratelimit_hit(c->app->kv, c->a, c->tenant.id, "typing",
 	    api_id(c, c->user.user_id), 30, 10, &rl);
 	if (e == R_SUCCESS) {
@@ -556,18 +575,58 @@ api_typing(req_ctx *c)
 			return fail(c, R_RATE_LIMITED, NULL,
 			    "typing notices are limited to 30 per 10 seconds");
 	}
+	clock_gettime(CLOCK_REALTIME, &ts);
+	now_ms = (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	argv[0] = "EVAL";
+	argv[1] = typing_lua;
+	argv[2] = "1";
+	argv[3] = kv_key(
+	    c->a, c->tenant.id, arena_printf(c->a, "typing:%" PRId64, id));
+	argv[4] = arena_printf(c->a, "%lld", now_ms);
+	argv[5] = arena_printf(c->a, "%lld", now_ms + TYPING_TTL_S * 1000LL);
+	argv[6] = api_id(c, c->user.user_id);
+	argv[7] = states[state];
+	who = kv_cmdv(c->app->kv, c->a, &e, 8, argv, NULL);
+	if (who == NULL || e != R_SUCCESS || who->type != REDIS_REPLY_ARRAY)
+		return fail(c, R_UNAVAILABLE, NULL,
+		    "typing notices cannot be sent right now");
+	buf_putc(&ids, '{');
+	for (size_t i = 0; i < who->elements; i++) {
+		const redisReply *v = who->element[i];
+
+		if (v->type != REDIS_REPLY_STRING || v->len == 0 ||
+		    strspn(v->str, "0123456789") != v->len)
+			continue;
+		if (ids.len > 1)
+			buf_putc(&ids, ',');
+		buf_append(&ids, v->str, v->len);
+	}
+	buf_putc(&ids, '}');
+	p[0] = arena_strdup(c->a, ids.data);
+	buf_free(&ids);
 	res = db_query(c->app->db, c->a, &e,
-	    "SELECT coalesce(display_name, name) FROM users WHERE id = $1", 1,
-	    p);
+	    "SELECT id, coalesce(display_name, name) FROM users "
+	    "WHERE id = ANY($1::bigint[]) ORDER BY id",
+	    1, p);
 	if (res == NULL)
 		return e;
-	name = PQntuples(res) ? PQgetvalue(res, 0, 0) : "";
+	list = json_object_new_array();
+	for (int i = 0; i < PQntuples(res); i++) {
+		json_object *u = json_object_new_object();
+
+		json_object_object_add(u, "user_id", db_col_i64(res, i, 0));
+		json_object_object_add(
+		    u, "display_name", db_col_str(res, i, 1));
+		json_object_array_add(list, u);
+	}
 	d = json_object_new_object();
+	json_object_object_add(d, "room_id", json_i64(id));
 	json_object_object_add(d, "user_id", json_i64(c->user.user_id));
-	json_object_object_add(d, "display_name", json_str(name));
-	json_object_object_add(d, "typing", json_object_new_boolean(typing));
-	/* Shown for this long unless renewed. */
-	json_object_object_add(d, "expires_in", json_i64(6));
+	json_object_object_add(d, "state", json_str(states[state]));
+	/* Everyone typing in the room now; each entry lapses this many
+	 * seconds after its last start. */
+	json_object_object_add(d, "typing", list);
+	json_object_object_add(d, "expires_in", json_i64(TYPING_TTL_S));
 	ev = json_object_new_object();
 	json_object_object_add(ev, "type", json_str("typing"));
 	json_object_object_add(ev, "room_id", json_i64(id));

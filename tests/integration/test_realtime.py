@@ -861,18 +861,41 @@ def typing_goes_to_room_members_only():
     sc = sse_ok(ct, last_event_id=event_cursor(ct))
     before = event_cursor(bt)
     time.sleep(0.3)
-    st, _, doc = api.post(stack, f"/rooms/{room['id']}/typing", token=at)
+    st, _, doc = api.post(stack, f"/rooms/{room['id']}/typing", {"state": "start"}, token=at)
     assert st == 204, (st, doc)
-    is_typing = lambda rid, on=True: lambda e: e.event == "typing" and ev_room(e) == rid and \
-        ev_data(e).get("user_id") == a["id"] and ev_data(e).get("typing") is on
+
+    def typers(e):
+        return [(u["user_id"], u["display_name"]) for u in ev_data(e).get("typing", [])]
+
+    def is_typing(rid, state="start", uid=None):
+        uid = a["id"] if uid is None else uid
+        return lambda e: e.event == "typing" and ev_room(e) == rid and \
+            ev_data(e).get("user_id") == uid and ev_data(e).get("state") == state
+
     e = sb.wait_for(is_typing(room["id"]), what="typing at the other member")
     assert e.id is None, f"typing is ephemeral (no id): {e}"
     assert e.json["type"] == "typing" and e.json["room_id"] == room["id"], e.json
-    assert ev_data(e)["display_name"] == "Typing Tina", e
+    assert typers(e) == [(a["id"], "Typing Tina")], f"who is typing: {ev_data(e)}"
+    assert ev_data(e)["expires_in"] == 6, ev_data(e)
     sa2.wait_for(is_typing(room["id"]), what="typing at the typer's own other connection")
-    st, _, doc = api.post(stack, f"/rooms/{room['id']}/typing", {"typing": False}, token=at)
+    # a second typer: the event lists both
+    assert api.post(stack, f"/rooms/{room['id']}/typing", token=bt)[0] == 204  # no body = start
+    e = sa2.wait_for(is_typing(room["id"], uid=b["id"]), what="b typing")
+    assert sorted(u for u, _ in typers(e)) == sorted([a["id"], b["id"]]), ev_data(e)
+    # a user without a display name is named by their name, never ""
+    assert b.get("display_name") is None, b
+    assert dict(typers(e))[b["id"]] == b["name"], typers(e)
+    # stop: the list no longer names a
+    st, _, doc = api.post(stack, f"/rooms/{room['id']}/typing", {"state": "stop"}, token=at)
     assert st == 204, (st, doc)
-    sb.wait_for(is_typing(room["id"], False), what="typing: false")
+    e = sb.wait_for(is_typing(room["id"], "stop"), what="typing stop")
+    assert [u for u, _ in typers(e)] == [b["id"]], f"after a's stop: {ev_data(e)}"
+    # an entry lapses 6 s after its last start: b's is gone from the next list
+    time.sleep(6.3)
+    assert api.post(stack, f"/rooms/{room['id']}/typing", {"state": "start"}, token=at)[0] == 204
+    e = sb.wait_for(lambda x: is_typing(room["id"])(x) and x.t > time.monotonic() - 3,
+                    what="a typing again")
+    assert [u for u, _ in typers(e)] == [a["id"]], f"b's entry should have lapsed: {ev_data(e)}"
     # c is not in the room: the sentinel (typing in c's room) comes first
     assert api.post(stack, f"/rooms/{side['id']}/typing", token=at)[0] == 204
     sc.wait_for(is_typing(side["id"]), what="the sentinel typing")
@@ -888,18 +911,12 @@ def typing_goes_to_room_members_only():
                      what="private room, not a member")
     api.expect_error(api.post(stack, "/rooms/987654321/typing", token=at), 404, "NOT_FOUND",
                      what="no such room")
-    api.expect_error(api.post(stack, f"/rooms/{room['id']}/typing", {"typing": "yes"}, token=at),
-                     400, "VALIDATION_ERROR", field="typing", what="typing not a boolean")
+    api.expect_error(api.post(stack, f"/rooms/{room['id']}/typing", {"state": "yes"}, token=at),
+                     400, "VALIDATION_ERROR", field="state", what="state not start/stop")
+    api.expect_error(api.post(stack, f"/rooms/{room['id']}/typing", {"typing": True}, token=at),
+                     400, "VALIDATION_ERROR", what="unknown field")
     api.expect_error(api.post(stack, f"/rooms/{room['id']}/typing", token=None), 401, "UNAUTHORIZED",
                      what="no credentials")
-    # a user without a display name: the event names them by their display
-    # name (null) or their name, never by an empty string
-    assert b.get("display_name") is None, b
-    assert api.post(stack, f"/rooms/{room['id']}/typing", token=bt)[0] == 204
-    e = sa2.wait_for(lambda x: x.event == "typing" and ev_data(x).get("user_id") == b["id"],
-                     what="b typing")
-    assert ev_data(e)["display_name"] in (None, b["name"]), \
-        f"display_name of a user without one: {ev_data(e)['display_name']!r} (user {b['name']!r})"
 
 
 @rt_test
