@@ -16,6 +16,10 @@
 
 /* KEYS: pconn:<user>, online. ARGV: member, expiry, now, user.
  * Returns 1 when the user was not online before. */
+#define STR_(x) #x
+#define STR(x) STR_(x)
+#define PRESENCE_ROOM_MAX_SQL STR(PRESENCE_ROOM_MAX)
+
 static const char connect_lua[] =
     "redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[3]) "
     "redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1]) "
@@ -83,6 +87,36 @@ publish(app *ap, arena *a, int64_t uid, const int64_t *rooms, size_t n,
 	    ap->kv, a, ap->cfg.schema, rooms, n, uid, json);
 }
 
+/* The user's rooms of at most PRESENCE_ROOM_MAX members (arena memory);
+ * none when the database cannot say (the user still sees their own
+ * transition). */
+static int64_t *
+small_rooms(app *ap, arena *a, int64_t user_id, size_t *n)
+{
+	const char *p[2] = { arena_printf(a, "%" PRId64, user_id),
+		arena_printf(a, "%d", PRESENCE_ROOM_MAX) };
+	PGresult *res = NULL;
+	int64_t *out;
+	rerr e;
+
+	*n = 0;
+	if (db_ensure(ap->db) == R_SUCCESS &&
+	    db_begin(ap->db, ap->cfg.schema) == R_SUCCESS) {
+		res = db_query(ap->db, a, &e,
+		    "SELECT m.room_id FROM room_members m JOIN rooms r "
+		    "ON r.id = m.room_id WHERE m.user_id = $1 "
+		    "AND r.member_count <= $2",
+		    2, p);
+		db_rollback(ap->db);
+	}
+	if (res == NULL)
+		return NULL;
+	out = arena_calloc(a, (size_t)PQntuples(res) + 1, sizeof(*out));
+	for (int i = 0; i < PQntuples(res); i++)
+		out[(*n)++] = strtoll(PQgetvalue(res, i, 0), NULL, 10);
+	return out;
+}
+
 rerr
 presence_connect(app *ap, int64_t user_id, const char *conn_id,
     const int64_t *rooms, size_t n_rooms)
@@ -103,10 +137,15 @@ presence_connect(app *ap, int64_t user_id, const char *conn_id,
 	argv[7] = arena_printf(a, "%lld", now);
 	argv[8] = arena_printf(a, "%" PRId64, user_id);
 	r = kv_cmdv(ap->kv, a, &e, 9, argv, NULL);
+	(void)rooms;
+	(void)n_rooms;
 	if (r != NULL && e == R_SUCCESS && r->type == REDIS_REPLY_INTEGER &&
-	    r->integer == 1)
-		e = publish(ap, a, user_id, rooms, n_rooms, "online");
-	else if (r == NULL || e != R_SUCCESS)
+	    r->integer == 1) {
+		size_t n = 0;
+		int64_t *small = small_rooms(ap, a, user_id, &n);
+
+		e = publish(ap, a, user_id, small, n, "online");
+	} else if (r == NULL || e != R_SUCCESS)
 		e = R_UNAVAILABLE;
 	arena_free(a);
 	return e;
@@ -197,7 +236,9 @@ went_offline(app *ap, arena *a, const redisReply *gone)
 	    "WHERE id = ANY($1::bigint[]) RETURNING id) "
 	    "SELECT u.id, coalesce(array_to_string(array_agg(m.room_id) "
 	    "FILTER (WHERE m.room_id IS NOT NULL), ','), '') "
-	    "FROM u LEFT JOIN room_members m ON m.user_id = u.id GROUP BY u.id",
+	    "FROM u LEFT JOIN (room_members m JOIN rooms r ON r.id = m.room_id "
+	    "AND r.member_count <= " PRESENCE_ROOM_MAX_SQL ") "
+	    "ON m.user_id = u.id GROUP BY u.id",
 	    1, p);
 	if (res != NULL)
 		e = db_commit(ap->db);

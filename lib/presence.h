@@ -24,10 +24,19 @@ struct app;
 #define PRESENCE_TTL_S 60
 /* Refresh period for holders of connections. */
 #define PRESENCE_REFRESH_S 20
+/* Presence events go to the members of the user's rooms of at most this
+ * many members (DMs, teams). In a 10,000-member room every member coming
+ * online would reach every connected member: N^2 / 2 frames (measured:
+ * 57 million when 10,000 members connected, bench/relay_load.py). Large
+ * rooms see presence through GET /api/v1/presence instead. */
+#define PRESENCE_ROOM_MAX 100
 
 /* A connection of user_id opened. conn_id identifies it uniquely across
- * processes (e.g. "relay:<host>:<pid>:<n>"). rooms/n_rooms: the user's
- * rooms, the audience of the "online" event if this is a transition. */
+ * processes (e.g. "relay:<host>:<pid>:<n>"). On a transition to online,
+ * the "online" event goes to the user and to the members of their rooms
+ * of at most PRESENCE_ROOM_MAX members (looked up then; rooms/n_rooms are
+ * not used for it and may be NULL). Call it outside a request's
+ * transaction. */
 rerr presence_connect(struct app *ap, int64_t user_id, const char *conn_id,
     const int64_t *rooms, size_t n_rooms);
 

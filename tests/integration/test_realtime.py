@@ -964,6 +964,35 @@ def presence_online_offline_and_list():
     assert time.monotonic() - t0 < 30
 
 
+@rt_test
+def presence_skips_large_rooms():
+    """Presence events go only to rooms of at most 100 members; a big room's
+    members see presence through GET /presence (docs/realtime.md)."""
+    a, at = user()
+    b, bt = user()
+    c_, ct = user()
+    small = api.create_room(stack, at)
+    big = api.create_room(stack, at, max_members=0)
+    api.join_room(stack, bt, small["id"])
+    api.join_room(stack, ct, big["id"])
+    # stand-in for 500 members: the rule reads member_count
+    api.sql(stack, f"UPDATE rooms SET member_count = 500 WHERE id = {big['id']}")
+    sb = sse_ok(bt, last_event_id=event_cursor(bt))
+    sc = sse_ok(ct, last_event_id=event_cursor(ct))
+    time.sleep(0.5)
+    sa = sse_ok(at, last_event_id=event_cursor(at))
+    sb.wait_for(is_presence(a["id"], "online"), timeout=4, what="a online in the small room")
+    # the sentinel in the big room comes after any presence would have
+    assert api.post(stack, f"/rooms/{big['id']}/typing", token=at)[0] == 204
+    sc.wait_for(lambda e: e.event == "typing" and ev_room(e) == big["id"], what="sentinel")
+    got = [e for e in sc.since(0) if e.event == "presence" and ev_data(e).get("user_id") == a["id"]]
+    assert got == [], f"a big room's member got presence events: {got}"
+    st, _, doc = api.get(stack, "/presence", token=ct)
+    assert st == 200 and a["id"] in [u["user_id"] for u in doc["users"]], \
+        f"GET /presence still lists a for the big room's member: {doc}"
+    sa.close()
+
+
 # ------------------------------------------------------------------ 3. outbox
 
 def inject_committed_message(room_id, author_id, text):
