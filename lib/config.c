@@ -52,6 +52,11 @@ static const key keys[] = {
 	NUM("ROOST_EVENTS_RETAIN", K_INT, events_retain, 1000, 10000000),
 	NUM("ROOST_SSE_HEARTBEAT_S", K_INT, sse_heartbeat_s, 1, 300),
 	NUM("ROOST_SSE_MAX_S", K_INT, sse_max_s, 5, 86400),
+	STR("ROOST_RELAY_LISTEN", relay_listen),
+	NUM("ROOST_RELAY_MAX_OUTPUT", K_SIZE, relay_max_output, 1024,
+	    1LL << 30),
+	STR("ROOST_RELAY_URL", relay_url),
+	STR("ROOST_PUBLIC_URL", public_url),
 };
 
 static void seterr(char *err, size_t errlen, const char *fmt, ...)
@@ -215,6 +220,69 @@ load_file(roost_config *c, const char *path, char *err, size_t errlen)
 	return rc;
 }
 
+/* An empty URL key counts as unset. */
+static void
+empty_is_unset(char **s)
+{
+	if (*s != NULL && **s == '\0') {
+		free(*s);
+		*s = NULL;
+	}
+}
+
+/* True when s is scheme (e.g. "http://") followed by a host and nothing
+ * a URL never holds unencoded (space, control characters, quotes). */
+static bool
+url_ok(const char *s, const char *scheme)
+{
+	size_t n = strlen(scheme);
+
+	if (strncmp(s, scheme, n) != 0 || s[n] == '\0' || s[n] == '/')
+		return false;
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+		if (*p <= ' ' || *p == 0x7f || *p == '"' || *p == '\\')
+			return false;
+	return true;
+}
+
+/* "https://chat.example.org/" means the same as without the slash; paths
+ * are appended to these. */
+static void
+strip_slashes(char *s)
+{
+	size_t n = s ? strlen(s) : 0;
+
+	while (n > 0 && s[n - 1] == '/')
+		s[--n] = '\0';
+}
+
+static int
+validate_urls(roost_config *c, char *err, size_t errlen)
+{
+	empty_is_unset(&c->relay_url);
+	empty_is_unset(&c->public_url);
+	if (c->relay_url != NULL && strncmp(c->relay_url, "http://", 7) == 0)
+		strip_slashes(c->relay_url);
+	strip_slashes(c->public_url);
+	if (c->relay_url != NULL && strcmp(c->relay_url, "none") != 0 &&
+	    !url_ok(c->relay_url, "http://") &&
+	    !(strncmp(c->relay_url, "unix:/", 6) == 0 &&
+	        c->relay_url[6] != '\0')) {
+		seterr(err, errlen,
+		    "ROOST_RELAY_URL must be http://host:port, "
+		    "unix:/path/to/relay.sock or none");
+		return -1;
+	}
+	if (c->public_url != NULL && !url_ok(c->public_url, "https://") &&
+	    !url_ok(c->public_url, "http://")) {
+		seterr(err, errlen,
+		    "ROOST_PUBLIC_URL must be the address browsers use, "
+		    "http(s)://host[:port][/path]");
+		return -1;
+	}
+	return 0;
+}
+
 static int
 validate(roost_config *c, char *err, size_t errlen)
 {
@@ -258,7 +326,7 @@ validate(roost_config *c, char *err, size_t errlen)
 		    "ROOST_BASE_PATH must start with '/' and not end with one");
 		return -1;
 	}
-	return 0;
+	return validate_urls(c, err, errlen);
 }
 
 int
@@ -276,6 +344,7 @@ config_load(roost_config *c, const char *file, char *err, size_t errlen)
 	c->events_retain = 100000;
 	c->sse_heartbeat_s = 15;
 	c->sse_max_s = 300;
+	c->relay_max_output = 1024 * 1024;
 
 	if (file == NULL)
 		file = getenv("ROOST_CONFIG");

@@ -13,6 +13,10 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+/* Where roostctl check looks for roost-relay when ROOST_RELAY_URL is
+ * unset: realtime/main.c's default listening address. */
+#define CONFIG_DEFAULT_RELAY_URL "http://127.0.0.1:8090"
+
 typedef struct roost_config {
 	char *database_url; /* ROOST_DATABASE_URL: libpq conninfo or URI */
 	char *redis_url;    /* ROOST_REDIS_URL: redis://[:pw@]host:port[/db]
@@ -33,7 +37,16 @@ typedef struct roost_config {
 	int events_retain;   /* ROOST_EVENTS_RETAIN: stream length, 100000 */
 	int sse_heartbeat_s; /* ROOST_SSE_HEARTBEAT_S: comment period, 15 */
 	int sse_max_s; /* ROOST_SSE_MAX_S: roost.fcgi closes a stream, 300 */
-	char *source;  /* the file read, or NULL */
+	char *relay_listen;      /* ROOST_RELAY_LISTEN: roost-relay's -l, or
+	                            NULL for its default */
+	size_t relay_max_output; /* ROOST_RELAY_MAX_OUTPUT: bytes, 1 MiB */
+	/* Deployment checks (roostctl check, docs/deploy.md). NULL when the
+	 * key is unset or empty. */
+	char *relay_url;  /* ROOST_RELAY_URL: http://host:port, unix:/path or
+	                   * "none"; unset means CONFIG_DEFAULT_RELAY_URL */
+	char *public_url; /* ROOST_PUBLIC_URL: http(s)://host[/base], the
+	                   * address browsers use; no trailing '/' */
+	char *source;     /* the file read, or NULL */
 } roost_config;
 
 /* Loads defaults, then file (may be NULL: then ROOST_CONFIG if set), then

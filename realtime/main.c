@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "config.h"
 #include "log.h"
 #include "relay.h"
 
@@ -261,8 +262,8 @@ supervise(supervisor *s)
 int
 main(int argc, char **argv)
 {
-	const char *listen_on = getenv("ROOST_RELAY_LISTEN");
-	const char *cap = getenv("ROOST_RELAY_MAX_OUTPUT");
+	const char *listen_on = NULL;
+	static roost_config cfg;
 	static supervisor s;
 	relay_opts o = { .listen_fd = -1, .max_output = DEFAULT_MAX_OUTPUT };
 	bool allow_any = false;
@@ -292,14 +293,17 @@ main(int argc, char **argv)
 		return 64;
 	}
 	log_init("roost-relay", LOG_INFO);
-	if (listen_on == NULL || *listen_on == '\0')
-		listen_on = DEFAULT_LISTEN;
-	if (cap != NULL && *cap != '\0' &&
-	    parse_size(cap, 1024, (size_t)1 << 30, &o.max_output) != 0) {
-		log_error("ROOST_RELAY_MAX_OUTPUT must be a byte count "
-		          "between 1024 and 1073741824");
+	/* ROOST_RELAY_LISTEN and ROOST_RELAY_MAX_OUTPUT, from the
+	 * environment or the config file like every other key. */
+	if (config_load(&cfg, o.config, err, sizeof(err)) != 0) {
+		log_error("cannot start: %s", err);
 		return 78;
 	}
+	if (listen_on == NULL)
+		listen_on = cfg.relay_listen;
+	if (listen_on == NULL || *listen_on == '\0')
+		listen_on = DEFAULT_LISTEN;
+	o.max_output = cfg.relay_max_output;
 	o.listen_unix = listen_on[0] == '/';
 	if (workers == 0 || o.listen_unix) {
 		/* One socket, inherited by the workers if there are any. */

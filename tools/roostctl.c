@@ -12,9 +12,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <termios.h>
+#include <time.h>
 #include <unistd.h>
 
+#include <curl/curl.h>
 #include <sodium.h>
 
 #include "app.h"
@@ -26,6 +29,7 @@
 #include "password.h"
 #include "rooms.h"
 #include "settings.h"
+#include "token.h"
 #include "users.h"
 
 #define EX_FAIL 1
@@ -50,7 +54,11 @@ usage(FILE *f)
 	    "                               ROOST_ADMIN_PASSWORD or the first "
 	    "line of stdin\n"
 	    "  check                        check config, database, Redis, "
-	    "migrations\n"
+	    "migrations,\n"
+	    "                               the relay (ROOST_RELAY_URL) and "
+	    "streaming\n"
+	    "                               through the web server "
+	    "(ROOST_PUBLIC_URL)\n"
 	    "  run-jobs                     periodic work (cron, every few "
 	    "minutes):\n"
 	    "                               purge messages past their room's "
@@ -268,6 +276,391 @@ cmd_run_jobs(app *ap)
 	return 0;
 }
 
+/* --- check: HTTP probes (libcurl) ------------------------------------ */
+
+/* How long the first bytes of an event stream may take through the web
+ * server. Unbuffered, the head and the ": stream open" comment arrive at
+ * once; a buffering proxy holds them until its buffer fills or the
+ * response ends, which for a stream is never. */
+#define PROBE_WAIT_MS 3000
+#define CHECK_TOKEN_NAME "roostctl check"
+
+/* What one HTTP request saw. */
+typedef struct probe {
+	long long start_ms, first_byte_ms; /* first_byte_ms: -1 when none */
+	char content_type[128];
+	char location[256]; /* of a redirect */
+	char body[512];     /* the first bytes of the body, NUL-terminated */
+	size_t body_len;
+	bool stop_at_first_bytes;
+	long status;
+	CURLcode rc;
+	char curl_err[CURL_ERROR_SIZE];
+} probe;
+
+static long long
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Copies the value of the header line data[0..len) into out when its name
+ * is name (with the colon), trimmed and truncated to cap - 1. */
+static void
+header_value(
+    const char *data, size_t len, const char *name, char *out, size_t cap)
+{
+	size_t nlen = strlen(name), vlen;
+	const char *v;
+
+	if (len <= nlen || strncasecmp(data, name, nlen) != 0)
+		return;
+	v = data + nlen;
+	while (v < data + len && (*v == ' ' || *v == '\t'))
+		v++;
+	vlen = (size_t)(data + len - v);
+	while (vlen > 0 && (v[vlen - 1] == '\r' || v[vlen - 1] == '\n'))
+		vlen--;
+	if (vlen >= cap)
+		vlen = cap - 1;
+	memcpy(out, v, vlen);
+	out[vlen] = '\0';
+}
+
+static size_t
+probe_header(char *data, size_t size, size_t n, void *ctx)
+{
+	probe *p = ctx;
+	size_t len = size * n;
+
+	/* A new status line (after a 1xx) starts over. */
+	if (len >= 5 && strncmp(data, "HTTP/", 5) == 0) {
+		p->content_type[0] = '\0';
+		p->location[0] = '\0';
+	}
+	header_value(data, len, "Content-Type:", p->content_type,
+	    sizeof(p->content_type));
+	header_value(data, len, "Location:", p->location, sizeof(p->location));
+	return len;
+}
+
+static size_t
+probe_body(char *data, size_t size, size_t n, void *ctx)
+{
+	probe *p = ctx;
+	size_t len = size * n, space = sizeof(p->body) - 1 - p->body_len;
+
+	if (len == 0)
+		return 0;
+	if (p->first_byte_ms < 0)
+		p->first_byte_ms = now_ms() - p->start_ms;
+	if (len < space)
+		space = len;
+	memcpy(p->body + p->body_len, data, space);
+	p->body_len += space;
+	p->body[p->body_len] = '\0';
+	/* Returning less than len ends the transfer (CURLE_WRITE_ERROR):
+	 * a stream never ends by itself. */
+	return p->stop_at_first_bytes ? 0 : len;
+}
+
+/* GET url (through the unix socket unix_path when not NULL) with headers,
+ * for at most PROBE_WAIT_MS. Fills p; returns p->rc. */
+static CURLcode
+probe_get(probe *p, const char *url, const char *unix_path,
+    struct curl_slist *headers, bool stop_at_first_bytes)
+{
+	CURL *h = curl_easy_init();
+
+	memset(p, 0, sizeof(*p));
+	p->first_byte_ms = -1;
+	p->stop_at_first_bytes = stop_at_first_bytes;
+	if (h == NULL) {
+		snprintf(p->curl_err, sizeof(p->curl_err), "curl_easy_init");
+		return p->rc = CURLE_FAILED_INIT;
+	}
+	curl_easy_setopt(h, CURLOPT_URL, url);
+	if (unix_path != NULL)
+		curl_easy_setopt(h, CURLOPT_UNIX_SOCKET_PATH, unix_path);
+	curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
+	curl_easy_setopt(
+	    h, CURLOPT_USERAGENT, "roostctl-check/" PACKAGE_VERSION);
+	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)PROBE_WAIT_MS);
+	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, p->curl_err);
+	curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, probe_header);
+	curl_easy_setopt(h, CURLOPT_HEADERDATA, p);
+	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, probe_body);
+	curl_easy_setopt(h, CURLOPT_WRITEDATA, p);
+	/* Whatever a proxy in between does with an identity stream, the check
+	 * must see the bytes as they come. */
+	curl_easy_setopt(h, CURLOPT_HTTP_CONTENT_DECODING, 0L);
+	p->start_ms = now_ms();
+	p->rc = curl_easy_perform(h);
+	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &p->status);
+	if (p->curl_err[0] == '\0')
+		snprintf(p->curl_err, sizeof(p->curl_err), "%s",
+		    curl_easy_strerror(p->rc));
+	curl_easy_cleanup(h);
+	return p->rc;
+}
+
+/* True for curl errors that mean nothing is listening there at all. */
+static bool
+probe_refused(CURLcode rc)
+{
+	return rc == CURLE_COULDNT_CONNECT;
+}
+
+/* The relay's own health route, straight to it (not through the web
+ * server). Returns 1 when the check failed. */
+static int
+check_relay(app *ap)
+{
+	const char *conf = ap->cfg.relay_url;
+	const char *base = conf ? conf : CONFIG_DEFAULT_RELAY_URL;
+	const char *unix_path = NULL, *url;
+	probe p;
+	rerr e;
+
+	if (conf != NULL && strcmp(conf, "none") == 0) {
+		printf("skip relay: ROOST_RELAY_URL=none; roost.fcgi serves "
+		       "/api/v1/events itself\n");
+		return 0;
+	}
+	if (strncmp(base, "unix:", 5) == 0) {
+		unix_path = base + 5;
+		url = "http://localhost/relay/health";
+	} else {
+		url = arena_printf(ap->arena, "%s/relay/health", base);
+	}
+	probe_get(&p, url, unix_path, NULL, false);
+	if (p.rc == CURLE_OK && p.status == 200 &&
+	    strstr(p.body, "\"status\":\"ok\"") != NULL) {
+		printf("ok   relay: %s answers %s\n", base, p.body);
+		return 0;
+	}
+	if (conf == NULL && probe_refused(p.rc)) {
+		/* Unset and nothing there: a deployment without a relay,
+		 * unless a relay of this tenant is alive somewhere else. */
+		redisReply *r = kv_cmd(ap->kv, ap->arena, &e, "EXISTS",
+		    kv_key(ap->arena, ap->cfg.schema, "relay:alive"), NULL);
+
+		if (r != NULL && e == R_SUCCESS &&
+		    r->type == REDIS_REPLY_INTEGER && r->integer == 1) {
+			printf("FAIL relay: a roost-relay serves this tenant, "
+			       "but not at %s; set ROOST_RELAY_URL to its "
+			       "address\n",
+			    base);
+			return 1;
+		}
+		printf("skip relay: nothing listens at %s (ROOST_RELAY_URL "
+		       "unset); roost.fcgi serves /api/v1/events itself. "
+		       "Set ROOST_RELAY_URL to the relay's address, or to "
+		       "none\n",
+		    base);
+		return 0;
+	}
+	if (p.rc != CURLE_OK && unix_path != NULL)
+		printf("FAIL relay: %s: cannot connect (%s); is roost-relay "
+		       "running (systemctl status roost-relay), and is "
+		       "ROOST_RELAY_URL its -l address?\n",
+		    base, curl_easy_strerror(p.rc));
+	else if (p.rc != CURLE_OK)
+		printf("FAIL relay: %s: %s; is roost-relay running (systemctl "
+		       "status roost-relay), and is ROOST_RELAY_URL its -l "
+		       "address?\n",
+		    url, p.curl_err);
+	else
+		printf("FAIL relay: %s answered %ld (%.80s), not roost-relay's "
+		       "{\"status\":\"ok\"}; is ROOST_RELAY_URL its -l "
+		       "address?\n",
+		    url, p.status, p.body);
+	return 1;
+}
+
+/* A temporary API token of the first admin, for the stream probe. The
+ * token lives only in this process and in its row (as its SHA-256), which
+ * check_stream deletes again; rows left by a check that was killed are
+ * deleted by the next. Returns the token (arena memory) and its row id, or
+ * NULL after printing the FAIL line. */
+static const char *
+check_token(app *ap, char *id_out, size_t id_cap)
+{
+	char hash[65];
+	const char *p[3], *tok;
+	PGresult *res;
+	rerr e;
+
+	if (db_ensure(ap->db) != R_SUCCESS ||
+	    db_begin(ap->db, ap->cfg.schema) != R_SUCCESS) {
+		printf("FAIL stream: needs the database to sign in\n");
+		return NULL;
+	}
+	(void)db_query(ap->db, ap->arena, &e,
+	    "DELETE FROM api_tokens WHERE name = '" CHECK_TOKEN_NAME "' "
+	    "AND created_at < now() - interval '10 minutes'",
+	    0, NULL);
+	res = db_query(ap->db, ap->arena, &e,
+	    "SELECT id FROM users WHERE role = 'admin' AND NOT suspended "
+	    "AND deleted_at IS NULL AND NOT must_change_password "
+	    "ORDER BY id LIMIT 1",
+	    0, NULL);
+	if (res == NULL || PQntuples(res) != 1) {
+		db_rollback(ap->db);
+		printf("FAIL stream: %s\n",
+		    res == NULL ? "cannot read the users (run roostctl migrate)"
+		                : "no admin account to sign in with; run "
+		                  "roostctl create-admin first");
+		return NULL;
+	}
+	tok = token_api_new(ap->arena, hash);
+	p[0] = PQgetvalue(res, 0, 0);
+	p[1] = hash;
+	p[2] = arena_strndup(ap->arena, tok, API_TOKEN_SHOWN);
+	res = db_query(ap->db, ap->arena, &e,
+	    "INSERT INTO api_tokens (user_id, name, token_hash, prefix) "
+	    "VALUES ($1, '" CHECK_TOKEN_NAME "', $2, $3) RETURNING id",
+	    3, p);
+	if (res == NULL || db_commit(ap->db) != R_SUCCESS) {
+		db_rollback(ap->db);
+		printf("FAIL stream: could not create a temporary API token\n");
+		return NULL;
+	}
+	snprintf(id_out, id_cap, "%s", PQgetvalue(res, 0, 0));
+	return tok;
+}
+
+static void
+drop_check_token(app *ap, const char *id)
+{
+	const char *p[1] = { id };
+	rerr e;
+
+	if (db_begin(ap->db, ap->cfg.schema) != R_SUCCESS ||
+	    db_query(ap->db, ap->arena, &e,
+	        "DELETE FROM api_tokens WHERE id = $1", 1, p) == NULL ||
+	    db_commit(ap->db) != R_SUCCESS) {
+		db_rollback(ap->db);
+		fprintf(stderr,
+		    "roostctl: could not delete the temporary API token "
+		    "(id %s, \"" CHECK_TOKEN_NAME "\"); the next check "
+		    "deletes it\n",
+		    id);
+	}
+}
+
+static void
+print_buffering_fix(void)
+{
+	printf("     Something between the client and Roost buffers the "
+	       "response; Server-Sent\n"
+	       "     Events need it to pass bytes on as they come "
+	       "(docs/deploy.md):\n"
+	       "       nginx:    proxy_buffering off; (to roost-relay) or "
+	       "fastcgi_buffering off;\n"
+	       "                 (to roost.fcgi) in the location of "
+	       "/api/v1/events\n"
+	       "       lighttpd: server.stream-response-body = 2\n"
+	       "       Apache mod_proxy_fcgi: flushpackets=on (on the "
+	       "ProxyPass line, or\n"
+	       "                 ProxySet flushpackets=on in <Proxy "
+	       "\"fcgi://...\">)\n"
+	       "       Apache mod_fcgid: FcgidOutputBufferSize 0\n"
+	       "       a CDN or load balancer in front: turn its response "
+	       "buffering off for\n"
+	       "                 /api/v1/events\n");
+}
+
+/* GET <public>/api/v1/events as an SSE client, through the web server,
+ * timing the first bytes. Returns 1 when the check failed. */
+static int
+check_stream(app *ap)
+{
+	const char *base = ap->cfg.public_url, *tok, *url;
+	struct curl_slist *h = NULL;
+	char tok_id[32];
+	probe p;
+
+	if (base == NULL) {
+		printf("skip stream: ROOST_PUBLIC_URL is not set (the address "
+		       "browsers use, e.g.\n"
+		       "     https://chat.example.org); set it to check that "
+		       "events stream through\n"
+		       "     the web server unbuffered\n");
+		return 0;
+	}
+	if ((tok = check_token(ap, tok_id, sizeof(tok_id))) == NULL)
+		return 1;
+	url = arena_printf(ap->arena, "%s/api/v1/events", base);
+	h = curl_slist_append(h, "Accept: text/event-stream");
+	h = curl_slist_append(h, "Cache-Control: no-cache");
+	h = curl_slist_append(
+	    h, arena_printf(ap->arena, "Authorization: Bearer %s", tok));
+	probe_get(&p, url, NULL, h, true);
+	curl_slist_free_all(h);
+	drop_check_token(ap, tok_id);
+
+	if (p.first_byte_ms >= 0 && p.status == 200 &&
+	    strncmp(p.content_type, "text/event-stream", 17) == 0) {
+		printf("ok   stream: %s sent its first event-stream bytes "
+		       "after %lld ms (unbuffered)\n",
+		    url, p.first_byte_ms);
+		return 0;
+	}
+	if (p.rc == CURLE_OPERATION_TIMEDOUT) {
+		if (p.status == 0)
+			printf("FAIL stream: %s: nothing arrived within %d ms, "
+			       "not even the response head\n",
+			    url, PROBE_WAIT_MS);
+		else
+			printf("FAIL stream: %s: the head came (%ld %s) but "
+			       "no event-stream bytes within %d ms\n",
+			    url, p.status, p.content_type, PROBE_WAIT_MS);
+		print_buffering_fix();
+		return 1;
+	}
+	if (p.status == 0) {
+		printf("FAIL stream: %s: %s; is ROOST_PUBLIC_URL the address "
+		       "browsers use?\n",
+		    url, p.curl_err);
+		return 1;
+	}
+	if (p.status == 401) {
+		printf("FAIL stream: %s answered 401: Roost did not see the "
+		       "check's\n"
+		       "     Authorization header. Apache passes it to "
+		       "FastCGI and CGI only with\n"
+		       "     \"CGIPassAuth On\" (httpd-conf/apache-*.conf); "
+		       "API tokens need it too\n",
+		    url);
+		return 1;
+	}
+	if (p.status >= 300 && p.status < 400) {
+		printf("FAIL stream: %s answered %ld, to %s; set "
+		       "ROOST_PUBLIC_URL to the address\n"
+		       "     browsers end up at (https://...?)\n",
+		    url, p.status, p.location[0] ? p.location : "(nowhere)");
+		return 1;
+	}
+	if (p.status != 200) {
+		printf("FAIL stream: %s answered %ld (%.80s); /api/v1/events "
+		       "must reach roost-relay or\n"
+		       "     roost.fcgi (is the relay running? is "
+		       "ROOST_PUBLIC_URL right?)\n",
+		    url, p.status, p.body);
+		return 1;
+	}
+	printf("FAIL stream: %s answered 200 %s, not text/event-stream: the "
+	       "Accept header\n"
+	       "     did not reach Roost, or this URL is not Roost's\n",
+	    url, p.content_type[0] ? p.content_type : "(no Content-Type)");
+	return 1;
+}
+
 static int
 cmd_check(app *ap)
 {
@@ -314,6 +707,13 @@ cmd_check(app *ap)
 		printf("FAIL redis: unreachable\n");
 		failed++;
 	}
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0) {
+		printf("FAIL relay, stream: libcurl cannot start\n");
+		return EX_FAIL;
+	}
+	failed += check_relay(ap);
+	failed += check_stream(ap);
+	curl_global_cleanup();
 	return failed ? EX_FAIL : 0;
 }
 

@@ -1,0 +1,628 @@
+#!/usr/bin/python3
+"""Integration: deploying Roost (docs/deploy.md).
+
+- roost.fcgi under systemd socket activation: the listening socket as fd 3
+  with LISTEN_PID/LISTEN_FDS, spoken to with a small FastCGI client; a
+  LISTEN_PID naming another process is ignored.
+- `make install DESTDIR=... prefix=/usr sysconfdir=/etc`: the tree, the
+  rendered samples and units (no @tokens@ left), man pages that groff
+  renders without a warning, roost.conf kept when edited (on reinstall and
+  uninstall), every config key documented, and the systemd units passing
+  `systemd-analyze verify` (installed without DESTDIR, so their paths are
+  real).
+- roostctl check's relay and stream checks: ok through the stack's
+  lighttpd (which streams), FAIL naming the fix behind a buffering nginx
+  or lighttpd, ok again behind nginx with proxy_buffering off, 401 advice
+  when the Authorization header is dropped.
+"""
+import os
+import re
+import secrets
+import shutil
+import socket
+import stat
+import struct
+import subprocess
+import tempfile
+import time
+
+import api
+from harness import BUILD_DIR, REPO, Skip, Stack, free_port, run_tests, test, wait_until
+
+stack = Stack(workers=2, relay=True)
+FCGI = os.path.join(BUILD_DIR, "roost.fcgi")
+CTL = os.path.join(BUILD_DIR, "roostctl")
+TOKEN = re.compile(r"@[A-Za-z_]+@")
+SAMPLES = ("apache-fcgid.conf", "apache-fcgid-norelay.conf", "apache-proxy-fcgi.conf",
+           "apache-cgi.conf", "htaccess-cgi", "lighttpd.conf", "nginx.conf")
+UNITS = ("roost-fcgi.socket", "roost-fcgi@.service", "roost-relay.service",
+         "roost-jobs.service", "roost-jobs.timer")
+MANS = ("man1/roostctl.1", "man8/roost-relay.8", "man8/roost.fcgi.8")
+
+
+# ------------------------------------------------------------ FastCGI client
+
+FCGI_BEGIN, FCGI_END, FCGI_PARAMS, FCGI_STDIN, FCGI_STDOUT, FCGI_STDERR = 1, 3, 4, 5, 6, 7
+
+
+def _record(rtype, content, rid=1):
+    return struct.pack("!BBHHBx", 1, rtype, rid, len(content), 0) + content
+
+
+def _pair(name, value):
+    out = b""
+    for n in (len(name), len(value)):
+        out += bytes([n]) if n < 128 else struct.pack("!I", n | 0x80000000)
+    return out + name + value
+
+
+def fcgi_get(path_or_sock, uri, timeout=10):
+    """One FastCGI GET (responder role) on a unix socket: (status, headers,
+    body). Raises socket.timeout when nobody answers in time."""
+    if isinstance(path_or_sock, str):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(timeout)
+        s.connect(path_or_sock)
+    else:
+        s = path_or_sock
+    params = {"REQUEST_METHOD": "GET", "REQUEST_URI": uri, "SCRIPT_NAME": "",
+              "PATH_INFO": uri.split("?")[0], "QUERY_STRING": uri.partition("?")[2],
+              "SERVER_PROTOCOL": "HTTP/1.1", "GATEWAY_INTERFACE": "CGI/1.1",
+              "REMOTE_ADDR": "127.0.0.1", "SERVER_NAME": "localhost", "SERVER_PORT": "80",
+              "HTTP_HOST": "localhost", "CONTENT_LENGTH": "0"}
+    enc = b"".join(_pair(k.encode(), v.encode()) for k, v in params.items())
+    with s:
+        s.sendall(_record(FCGI_BEGIN, struct.pack("!HB5x", 1, 0)) + _record(FCGI_PARAMS, enc) +
+                  _record(FCGI_PARAMS, b"") + _record(FCGI_STDIN, b""))
+        buf, out = b"", b""
+        while True:
+            while len(buf) < 8 or len(buf) < 8 + struct.unpack("!H", buf[4:6])[0] + buf[6]:
+                chunk = s.recv(65536)
+                if not chunk:
+                    raise AssertionError(f"FastCGI connection closed early; got {out[:200]!r}")
+                buf += chunk
+            _, rtype, _, clen, plen = struct.unpack("!BBHHB", buf[:7])
+            content, buf = buf[8:8 + clen], buf[8 + clen + plen:]
+            if rtype == FCGI_STDOUT:
+                out += content
+            elif rtype == FCGI_END:
+                break
+    head, _, body = out.partition(b"\r\n\r\n")
+    headers = {}
+    for line in head.decode("latin-1").split("\r\n"):
+        k, _, v = line.partition(":")
+        headers[k.strip().lower()] = v.strip()
+    status = int(headers.get("status", "200").split()[0])
+    return status, headers, body
+
+
+def listening_unix(path):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.bind(path)
+    s.listen(16)
+    return s
+
+
+def fcgi_env():
+    e = stack.env()
+    for k in ("LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"):
+        e.pop(k, None)
+    return e
+
+
+def start_activated(fd3, listen_pid, stdin=subprocess.DEVNULL, log=None):
+    """roost.fcgi with fd3 as its fd 3 and LISTEN_FDS=1; listen_pid is a
+    shell word: "$$" (the process itself, as `exec` keeps the pid) or
+    another number."""
+    n = fd3.fileno()
+    move = "" if n == 3 else f"exec 3<&{n} {n}<&-; "
+    script = f'{move}LISTEN_PID={listen_pid} LISTEN_FDS=1 exec "$0"'
+    # bash: dash takes single-digit descriptors only
+    return subprocess.Popen(["/bin/bash", "-c", script, FCGI], env=fcgi_env(), stdin=stdin,
+                            stdout=subprocess.DEVNULL, stderr=log or subprocess.PIPE,
+                            pass_fds=(n,), start_new_session=True)
+
+
+def stop(proc):
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@test
+def fcgi_serves_the_socket_systemd_passes():
+    d = tempfile.mkdtemp(dir=stack.dir)
+    path = os.path.join(d, "act.sock")
+    with listening_unix(path) as ls, open(os.path.join(d, "fcgi.log"), "wb") as log:
+        proc = start_activated(ls, "$$", log=log)
+    try:
+        st, hdrs, body = wait_until(lambda: fcgi_get(path, "/api/v1/health"), timeout=15,
+                                    what="an answer over the activated socket")
+        assert st == 200, (st, body)
+        assert hdrs.get("content-type", "").startswith("application/json"), hdrs
+        assert b'"status":"ok"' in body.replace(b" ", b""), body
+        # the same process serves one request after another
+        assert fcgi_get(path, "/api/v1/health")[0] == 200
+        assert proc.poll() is None
+    finally:
+        stop(proc)
+    assert proc.returncode == 0, proc.returncode
+
+
+@test
+def fcgi_ignores_listen_fds_meant_for_another_process():
+    d = tempfile.mkdtemp(dir=stack.dir)
+    path3 = os.path.join(d, "fd3.sock")
+    path0 = os.path.join(d, "fd0.sock")
+    # fd 0 not a socket: the variables are ignored, so nothing to serve
+    with listening_unix(os.path.join(d, "alone.sock")) as s3:
+        proc = start_activated(s3, "1")
+    _, err = proc.communicate(timeout=15)
+    assert proc.returncode == 64, (proc.returncode, err)
+    assert b"fd 0 is not a FastCGI socket" in err, err
+    # fd 0 a listening socket: served, and fd 3 left alone
+    with listening_unix(path3) as s3, listening_unix(path0) as s0, \
+            open(os.path.join(d, "fcgi.log"), "wb") as log:
+        proc = start_activated(s3, str(os.getpid()), stdin=s0, log=log)
+        try:
+            st, _, body = wait_until(lambda: fcgi_get(path0, "/api/v1/health"), timeout=15,
+                                     what="an answer on fd 0")
+            assert st == 200, (st, body)
+            try:
+                fcgi_get(path3, "/api/v1/health", timeout=1.5)
+            except (socket.timeout, TimeoutError):
+                pass
+            else:
+                raise AssertionError("roost.fcgi served fd 3 with LISTEN_PID of another process")
+        finally:
+            stop(proc)
+
+
+# ------------------------------------------------------------ make install
+
+def make(*args, timeout=600):
+    env = dict(os.environ)
+    # not the jobserver or variables of a `make check` we may run under
+    for k in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES", "DESTDIR"):
+        env.pop(k, None)
+    p = subprocess.run(["make", "-s", "-C", BUILD_DIR, *args], env=env, stdin=subprocess.DEVNULL,
+                       capture_output=True, timeout=timeout)
+    assert p.returncode == 0, f"make {' '.join(args)}: exit {p.returncode}\n" \
+        f"{p.stdout.decode(errors='replace')[-3000:]}{p.stderr.decode(errors='replace')[-3000:]}"
+    return p
+
+
+DEST = tempfile.mkdtemp(prefix="roost-dest-", dir="/tmp")
+# (the unit folder too: configure may have been given an absolute one)
+PATHS = ("prefix=/usr", "sysconfdir=/etc", "localstatedir=/var", "runstatedir=/run",
+         "systemdsystemunitdir=/usr/lib/systemd/system")
+
+
+def dest(*parts):
+    return os.path.join(DEST, *parts)
+
+
+def templates(folder):
+    return sorted(f[:-3] for f in os.listdir(os.path.join(REPO, folder))
+                  if f.endswith(".in") and not f.endswith("-dev.conf.in"))
+
+
+RENDERED = {"@bindir@": "/usr/bin", "@pkgdatadir@": "/usr/share/roost", "@sysconfdir@": "/etc",
+            "@runstatedir@": "/run", "@localstatedir@": "/var", "@PORT@": "80",
+            "@SERVER_NAME@": "chat.example.org", "@RELAY@": "127.0.0.1:8090"}
+
+
+def rendered_as_expected(template, installed):
+    """installed is template with exactly the tokens of RENDERED replaced."""
+    with open(template, encoding="utf-8") as f:
+        want = f.read()
+    for k, v in RENDERED.items():
+        want = want.replace(k, v)
+    with open(installed, encoding="utf-8") as f:
+        got = f.read()
+    assert got == want, f"{installed} is not {template} rendered"
+
+
+def no_tokens(path):
+    with open(path, encoding="utf-8") as f:
+        left = TOKEN.findall(f.read())
+    assert not left, f"{path}: unrendered {sorted(set(left))}"
+
+
+@test
+def make_install_lays_out_the_tree():
+    make("install", f"DESTDIR={DEST}", *PATHS)
+    for b in ("roost.fcgi", "roost.cgi", "roostctl", "roost-relay"):
+        assert os.access(dest("usr/bin", b), os.X_OK), b
+    sql = sorted(f for f in os.listdir(os.path.join(REPO, "sql")) if f.endswith(".sql"))
+    assert sorted(os.listdir(dest("usr/share/roost/sql"))) == sql
+    web = os.path.join(REPO, "web")
+    for root, _, files in os.walk(web):
+        for f in files:
+            rel = os.path.relpath(os.path.join(root, f), web)
+            assert os.path.isfile(dest("usr/share/roost/web", rel)), rel
+    assert os.path.isfile(dest("usr/share/roost/web/index.html"))
+    # httpd-conf: every template rendered, nothing left to fill in
+    hc = dest("usr/share/roost/httpd-conf")
+    want = templates("httpd-conf")
+    got = sorted(f for f in os.listdir(hc) if os.path.isfile(os.path.join(hc, f)))
+    assert got == want, (got, want)
+    # the samples docs/deploy.md walks through
+    deploy = open(os.path.join(REPO, "docs", "deploy.md")).read()
+    for name in SAMPLES:
+        assert name in got, f"httpd-conf/{name}.in is missing"
+        assert f"`{name}`" in deploy, f"docs/deploy.md does not mention {name}"
+    for f in got:
+        no_tokens(os.path.join(hc, f))
+        rendered_as_expected(os.path.join(REPO, "httpd-conf", f + ".in"), os.path.join(hc, f))
+    assert sorted(os.listdir(os.path.join(hc, "errors"))) == \
+        sorted(os.listdir(os.path.join(REPO, "httpd-conf", "errors")))
+    # units
+    ud = dest("usr/lib/systemd/system")
+    assert sorted(os.listdir(ud)) == sorted(UNITS) == templates("systemd"), os.listdir(ud)
+    for u in UNITS:
+        no_tokens(os.path.join(ud, u))
+        rendered_as_expected(os.path.join(REPO, "systemd", u + ".in"), os.path.join(ud, u))
+    sock = open(os.path.join(ud, "roost-fcgi.socket")).read()
+    assert "ListenStream=/run/roost/roost.fcgi.sock" in sock and "SocketMode=0660" in sock, sock
+    svc = open(os.path.join(ud, "roost-fcgi@.service")).read()
+    assert "ExecStart=/usr/bin/roost.fcgi -c %d/roost.conf" in svc, svc
+    assert "LoadCredential=roost.conf:/etc/roost/roost.conf" in svc
+    relay = open(os.path.join(ud, "roost-relay.service")).read()
+    for line in ("DynamicUser=yes", "ProtectSystem=strict", "ProtectHome=yes", "NoNewPrivileges=yes",
+                 "PrivateTmp=yes", "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6",
+                 "CapabilityBoundingSet=\n", "SystemCallFilter=@system-service",
+                 "MemoryDenyWriteExecute=yes", "LockPersonality=yes",
+                 "ExecStart=/usr/bin/roost-relay -c %d/roost.conf -l 127.0.0.1:8090"):
+        assert line in relay, line
+    # the configuration: not world-readable, rendered
+    conf = dest("etc/roost/roost.conf")
+    assert stat.S_IMODE(os.stat(conf).st_mode) == 0o640, oct(os.stat(conf).st_mode)
+    no_tokens(conf)
+    rendered_as_expected(os.path.join(REPO, "etc", "roost.conf.in"), conf)
+    text = open(conf).read()
+    assert "#ROOST_SQL_DIR = /usr/share/roost/sql" in text
+    assert "#ROOST_RELAY_URL = http://127.0.0.1:8090" in text
+
+
+@test
+def man_pages_render_without_warnings():
+    if not os.path.isfile(dest("usr/bin/roostctl")):
+        make("install", f"DESTDIR={DEST}", *PATHS)
+    if shutil.which("groff") is None:
+        raise Skip("groff is not installed")
+    for m in MANS:
+        path = dest("usr/share/man", m)
+        p = subprocess.run(["groff", "-man", "-Tutf8", "-ww", "-z", path], capture_output=True)
+        assert p.returncode == 0 and not p.stderr, (m, p.stderr)
+        if shutil.which("man"):
+            p = subprocess.run(["man", "--warnings", "-l", path], capture_output=True,
+                               env=dict(os.environ, MANWIDTH="80", MANPAGER="cat", PAGER="cat"))
+            assert p.returncode == 0 and not p.stderr, (m, p.stderr)
+            assert b"EXIT STATUS" in p.stdout and b"78" in p.stdout, m
+    page = subprocess.run(["groff", "-man", "-Tutf8", dest("usr/share/man/man1/roostctl.1")],
+                          capture_output=True).stdout.decode("utf-8", "replace")
+    page = re.sub(".\b", "", page)
+    for cmd in ("migrate", "create-admin", "check", "run-jobs", "routes"):
+        assert cmd in page, cmd
+    for opt, page_name in (("-s", "man8/roost.fcgi.8"), ("-w", "man8/roost-relay.8")):
+        assert f"\\{opt}" in open(dest("usr/share/man", page_name)).read(), (opt, page_name)
+
+
+def config_keys():
+    src = open(os.path.join(REPO, "lib", "config.c")).read()
+    keys = re.findall(r'(?:STR|NUM)\("(ROOST_[A-Z0-9_]+)"', src)
+    assert len(keys) >= 18, keys
+    return keys
+
+
+@test
+def roost_conf_documents_every_key_and_parses_uncommented():
+    conf = dest("etc/roost/roost.conf")
+    if not os.path.isfile(conf):
+        make("install", f"DESTDIR={DEST}", *PATHS)
+    text = open(conf).read()
+    doc = open(os.path.join(REPO, "docs", "configuration.md")).read()
+    for k in config_keys():
+        assert re.search(rf"^#{k} =", text, re.M), f"roost.conf lacks {k}"
+        assert f"`{k}`" in doc, f"docs/configuration.md lacks {k}"
+    # every documented line, uncommented, is a valid setting
+    lines = []
+    for line in text.splitlines():
+        m = re.match(r"^#(ROOST_[A-Z0-9_]+ = .*)$", line)
+        if m:
+            lines.append(m.group(1))
+    lines.append(f"ROOST_JWT_SECRET = {secrets.token_hex(32)}")
+    path = os.path.join(stack.dir, "uncommented.conf")
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ROOST_")}
+    env.update({"ROOST_DATABASE_URL": "host=/nonexistent dbname=x connect_timeout=1",
+                "ROOST_REDIS_URL": "unix:///nonexistent/redis.sock",
+                "ROOST_PUBLIC_URL": "", "ROOST_RELAY_URL": "none"})
+    p = subprocess.run([CTL, "-c", path, "check"], env=env, capture_output=True, timeout=60)
+    assert p.returncode == 1, (p.returncode, p.stdout, p.stderr)
+    assert f"ok   config: {path}".encode() in p.stdout, p.stdout
+    # as shipped (all commented out) the file names what is missing
+    p = subprocess.run([CTL, "-c", conf, "check"], env={k: v for k, v in env.items()
+                                                     if k != "ROOST_DATABASE_URL"},
+                       capture_output=True, timeout=60)
+    assert p.returncode == 78 and b"ROOST_DATABASE_URL" in p.stderr, (p.returncode, p.stderr)
+
+
+@test
+def reinstall_keeps_an_edited_roost_conf_and_uninstall_too():
+    conf = dest("etc/roost/roost.conf")
+    if not os.path.isfile(conf):
+        make("install", f"DESTDIR={DEST}", *PATHS)
+    shipped = open(conf).read()
+    with open(conf, "a") as f:
+        f.write("ROOST_SCHEMA = edited_by_admin\n")
+    make("install", f"DESTDIR={DEST}", *PATHS)
+    assert open(conf).read() == shipped + "ROOST_SCHEMA = edited_by_admin\n"
+    assert open(conf + ".dist").read() == shipped
+    make("uninstall", f"DESTDIR={DEST}", *PATHS)
+    left = sorted(os.path.relpath(os.path.join(r, f), DEST)
+                  for r, _, fs in os.walk(DEST) for f in fs)
+    assert left == ["etc/roost/roost.conf"], left
+    # unchanged, it goes with the rest
+    os.unlink(conf)
+    make("install", f"DESTDIR={DEST}", *PATHS)
+    make("uninstall", f"DESTDIR={DEST}", *PATHS)
+    left = [f for r, _, fs in os.walk(DEST) for f in fs]
+    assert left == [], left
+
+
+@test
+def systemd_units_verify():
+    if shutil.which("systemd-analyze") is None:
+        raise Skip("systemd-analyze is not installed")
+    # Installed for real below a temporary prefix: ExecStart= must name an
+    # executable, and Documentation= man pages must be found.
+    prefix = tempfile.mkdtemp(prefix="roost-prefix-", dir="/tmp")
+    try:
+        make("install", f"prefix={prefix}", f"runstatedir={prefix}/run",
+             f"systemdsystemunitdir={prefix}/lib/systemd/system")
+        ud = os.path.join(prefix, "lib", "systemd", "system")
+        units = [os.path.join(ud, u.replace("@.", "@1.")) for u in UNITS]
+        p = subprocess.run(["systemd-analyze", "verify", *units], capture_output=True, timeout=120,
+                           env=dict(os.environ, MANPATH=os.path.join(prefix, "share", "man") + ":",
+                                    SYSTEMD_LOG_LEVEL="notice"))
+        out = (p.stdout + p.stderr).decode(errors="replace")
+        assert p.returncode == 0 and not out.strip(), out
+    finally:
+        shutil.rmtree(prefix, ignore_errors=True)
+
+
+# ------------------------------------------------------------ roostctl check
+
+def check(env=None, args=()):
+    e = stack.env()
+    for k in ("ROOST_RELAY_URL", "ROOST_PUBLIC_URL", "ROOST_ADMIN_PASSWORD"):
+        e.pop(k, None)
+    e.update(env or {})
+    t0 = time.monotonic()
+    p = subprocess.run([CTL, *args, "check"], env=e, capture_output=True, timeout=60)
+    return p.returncode, p.stdout.decode(errors="replace"), p.stderr.decode(errors="replace"), \
+        time.monotonic() - t0
+
+
+def good_env(public=None):
+    return {"ROOST_RELAY_URL": f"http://127.0.0.1:{stack.relay_port}",
+            "ROOST_PUBLIC_URL": public or stack.url_base}
+
+
+def check_tokens_left():
+    return stack.psql("SELECT count(*) FROM roost.api_tokens WHERE name = 'roostctl check'")
+
+
+class Proxy:
+    """A buffering (or not) reverse proxy in front of the stack's lighttpd:
+    nginx with the given location lines, or lighttpd with the given
+    stream-response-body.
+
+    nginx speaks HTTP/1.0 to its upstream by default (proxy_http_version),
+    so the answer is not chunked and ends at close: with proxy_buffering on
+    nginx then passes it on only when a buffer fills, which is the stock
+    misconfiguration this is about. (A chunked upstream would slip through:
+    nginx hands on each complete chunk.)"""
+
+    def __init__(self, kind, lines):
+        self.dir = tempfile.mkdtemp(prefix=f"{kind}-", dir=stack.dir)
+        self.port = free_port()
+        self.log = os.path.join(self.dir, "error.log")
+        conf = os.path.join(self.dir, f"{kind}.conf")
+        if kind == "nginx":
+            if shutil.which("nginx") is None and not os.path.exists("/usr/sbin/nginx"):
+                raise Skip("nginx is not installed")
+            d = self.dir
+            text = f"""daemon off;
+master_process off;
+worker_processes 1;
+pid {d}/nginx.pid;
+error_log {d}/error.log info;
+events {{ worker_connections 64; }}
+http {{
+    access_log off;
+    client_body_temp_path {d}/body;
+    proxy_temp_path {d}/proxy;
+    fastcgi_temp_path {d}/fastcgi;
+    uwsgi_temp_path {d}/uwsgi;
+    scgi_temp_path {d}/scgi;
+    server {{
+        listen 127.0.0.1:{self.port};
+        location / {{
+            proxy_pass http://127.0.0.1:{stack.port};
+            proxy_read_timeout 120s;
+            {lines}
+        }}
+    }}
+}}
+"""
+            argv = [shutil.which("nginx") or "/usr/sbin/nginx", "-p", d, "-e", self.log, "-c", conf]
+        else:
+            text = f"""server.modules = ("mod_proxy")
+server.bind = "127.0.0.1"
+server.port = {self.port}
+server.document-root = "{self.dir}"
+server.errorlog = "{self.log}"
+{lines}
+proxy.server = ("" => (("host" => "127.0.0.1", "port" => {stack.port})))
+"""
+            argv = [shutil.which("lighttpd") or "/usr/sbin/lighttpd", "-D", "-f", conf]
+        with open(conf, "w") as f:
+            f.write(text)
+        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                     stderr=open(os.path.join(self.dir, "stderr"), "wb"),
+                                     start_new_session=True)
+
+        def up():
+            if self.proc.poll() is not None:
+                raise AssertionError(f"{kind} exited {self.proc.returncode}: "
+                                     f"{open(os.path.join(self.dir, 'stderr')).read()}")
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return True
+            except OSError:
+                return False
+        wait_until(up, timeout=15, what=f"{kind} on {self.port}")
+
+    @property
+    def url(self):
+        return f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        stop(self.proc)
+        return False
+
+
+@test
+def check_passes_through_a_streaming_lighttpd():
+    api.make_admin(stack)
+    rc, out, err, took = check(good_env())
+    assert rc == 0, out + err
+    assert f"ok   relay: http://127.0.0.1:{stack.relay_port} answers" in out, out
+    assert re.search(r"ok   stream: http://127\.0\.0\.1:\d+/api/v1/events sent its first "
+                     r"event-stream bytes after \d+ ms", out), out
+    assert took < 10, took
+    assert check_tokens_left() == "0", "the temporary API token is gone"
+    # a trailing slash and a config file work the same
+    path = os.path.join(stack.dir, "check.conf")
+    with open(path, "w") as f:
+        f.write(f"ROOST_RELAY_URL = http://127.0.0.1:{stack.relay_port}/\n"
+                f"ROOST_PUBLIC_URL = \"{stack.url_base}/\"\n")
+    rc, out, err, _ = check(args=("-c", path))
+    assert rc == 0 and "ok   stream" in out, out + err
+
+
+@test
+def check_notes_what_it_skips():
+    rc, out, err, _ = check({"ROOST_RELAY_URL": "none"})
+    assert rc == 0, out + err
+    assert "skip relay: ROOST_RELAY_URL=none" in out, out
+    assert "skip stream: ROOST_PUBLIC_URL is not set" in out, out
+    rc, out, err, _ = check({"ROOST_RELAY_URL": "", "ROOST_PUBLIC_URL": ""})
+    assert "skip stream" in out, out
+
+
+@test
+def check_fails_when_the_relay_is_not_there():
+    dead = free_port()
+    rc, out, err, _ = check({"ROOST_RELAY_URL": f"http://127.0.0.1:{dead}"})
+    assert rc == 1, out + err
+    assert f"FAIL relay: http://127.0.0.1:{dead}/relay/health" in out, out
+    rc, out, err, _ = check({"ROOST_RELAY_URL": os.path.join("unix:" + stack.dir, "no.sock")})
+    assert rc == 1 and "FAIL relay: unix:" in out, out
+    # unset: the default address is tried; the stack's relay is alive in
+    # Redis but elsewhere, which the check says
+    try:
+        socket.create_connection(("127.0.0.1", 8090), timeout=0.5).close()
+        raise Skip("something listens on 127.0.0.1:8090 on this host")
+    except OSError:
+        pass
+    rc, out, err, _ = check()
+    assert rc == 1, out + err
+    assert "FAIL relay: a roost-relay serves this tenant, but not at http://127.0.0.1:8090" in out, out
+
+
+@test
+def check_rejects_malformed_urls():
+    for k, v in (("ROOST_PUBLIC_URL", "chat.example.org"), ("ROOST_PUBLIC_URL", "https://a b"),
+                 ("ROOST_RELAY_URL", "https://127.0.0.1:8090"), ("ROOST_RELAY_URL", "unix:")):
+        rc, out, err, _ = check({k: v})
+        assert rc == 78 and k in err, (k, v, rc, err)
+
+
+@test
+def check_fails_behind_a_buffering_nginx_and_names_the_fix():
+    with Proxy("nginx", "proxy_buffering on;\n            "
+                        "proxy_ignore_headers X-Accel-Buffering;") as px:
+        rc, out, err, took = check(good_env(px.url))
+    assert rc == 1, out + err
+    assert f"FAIL stream: {px.url}/api/v1/events" in out, out
+    assert "no event-stream bytes within 3000 ms" in out or "nothing arrived within 3000 ms" in out, out
+    for fix in ("proxy_buffering off", "fastcgi_buffering off", "server.stream-response-body = 2",
+                "flushpackets=on", "FcgidOutputBufferSize 0"):
+        assert fix in out, (fix, out)
+    assert "ok   relay" in out, out
+    assert took < 15, took
+    assert check_tokens_left() == "0"
+
+
+@test
+def check_passes_behind_nginx_with_buffering_off():
+    with Proxy("nginx", "proxy_buffering off;") as px:
+        rc, out, err, _ = check(good_env(px.url))
+    assert rc == 0, out + err
+    assert "ok   stream" in out, out
+
+
+@test
+def check_fails_behind_a_buffering_lighttpd():
+    with Proxy("lighttpd", "server.stream-response-body = 0") as px:
+        rc, out, err, _ = check(good_env(px.url))
+    assert rc == 1, out + err
+    assert f"FAIL stream: {px.url}/api/v1/events" in out, out
+    assert "server.stream-response-body = 2" in out, out
+
+
+@test
+def check_explains_a_dropped_authorization_header():
+    with Proxy("nginx", "proxy_buffering off;\n            "
+                        "proxy_set_header Authorization \"\";") as px:
+        rc, out, err, _ = check(good_env(px.url))
+    assert rc == 1, out + err
+    assert "answered 401" in out and "CGIPassAuth On" in out, out
+
+
+@test
+def check_names_a_redirect():
+    with Proxy("nginx", "return 301 https://chat.example.org$request_uri;") as px:
+        rc, out, err, _ = check(good_env(px.url))
+    assert rc == 1, out + err
+    assert "answered 301, to https://chat.example.org/api/v1/events" in out, out
+    assert check_tokens_left() == "0"
+
+
+@test
+def check_without_an_admin_says_so():
+    schema = "deploy_noadmin"
+    e = {"ROOST_SCHEMA": schema, "ROOST_RELAY_URL": "none", "ROOST_PUBLIC_URL": stack.url_base}
+    p = subprocess.run([CTL, "migrate"], env=dict(stack.env(), **e), capture_output=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    rc, out, err, _ = check(e)
+    assert rc == 1 and "roostctl create-admin" in out, out + err
+
+
+if __name__ == "__main__":
+    try:
+        run_tests(stack)
+    finally:
+        shutil.rmtree(DEST, ignore_errors=True)
