@@ -312,7 +312,12 @@ http_request_from_env(http_request *req, arena *a, char *const *envp,
 		}
 		req->content_length = (size_t)n;
 		req->has_content_length = true;
+	} else {
+		const char *te = env_get(envp, "HTTP_TRANSFER_ENCODING");
+
+		req->body_to_eof = te != NULL && strcasestr(te, "chunked");
 	}
+	req->max_body = lim->max_body;
 	return R_SUCCESS;
 }
 
@@ -323,6 +328,52 @@ http_read_body(
 	size_t want = req->content_length, got = 0;
 	char *p;
 
+	if (req->body_to_eof) {
+		/* The web server de-chunked the body and ends the input
+		 * after it. One byte past the limit is read to tell a body
+		 * at the limit from one over it. */
+		size_t cap =
+		    65536 < req->max_body + 1 ? 65536 : req->max_body + 1;
+
+		p = arena_alloc(req->arena, cap + 1);
+		for (;;) {
+			ssize_t r;
+
+			if (got == cap) {
+				size_t ncap = cap * 2 > req->max_body + 1
+				    ? req->max_body + 1
+				    : cap * 2;
+				char *np;
+
+				if (ncap == cap) {
+					*why = "the request body is larger "
+					       "than the limit";
+					return R_PAYLOAD_TOO_LARGE;
+				}
+				np = arena_alloc(req->arena, ncap + 1);
+				memcpy(np, p, got);
+				p = np;
+				cap = ncap;
+			}
+			r = read_fn(ctx, p + got, cap - got);
+			if (r < 0) {
+				*why = "the request body could not be read";
+				return R_BAD_REQUEST;
+			}
+			if (r == 0)
+				break;
+			got += (size_t)r;
+		}
+		if (got > req->max_body) {
+			*why = "the request body is larger than the limit";
+			return R_PAYLOAD_TOO_LARGE;
+		}
+		p[got] = '\0';
+		req->body = p;
+		req->body_len = got;
+		req->content_length = got;
+		return R_SUCCESS;
+	}
 	if (want == 0)
 		return R_SUCCESS;
 	p = arena_alloc(req->arena, want + 1);

@@ -47,6 +47,11 @@ typedef struct http_request {
 	const char *content_type; /* NULL when absent */
 	size_t content_length;
 	bool has_content_length;
+	/* No CONTENT_LENGTH, but Transfer-Encoding: chunked (Apache's
+	 * mod_proxy_fcgi passes such bodies without a length): the body is
+	 * read to the end of input, up to max_body. */
+	bool body_to_eof;
+	size_t max_body;
 	const char *body; /* NUL-terminated; "" when none */
 	size_t body_len;
 	const char *remote_addr;

@@ -39,8 +39,12 @@
 
 #define TICK_MS 250
 #define DRAIN_MS 250
-#define DRAIN_BACKOFF_MS 5000 /* after a failed drain (database down) */
-#define SAFETY_WAKE_MS 1000   /* read the stream even without a wake-up */
+/* After failed drains (database down): waits doubling from the first to
+ * the last, so the first events after a recovery are not held back for
+ * long, and a database that stays down is not hammered. */
+#define DRAIN_BACKOFF_MIN_MS 100
+#define DRAIN_BACKOFF_MAX_MS 5000
+#define SAFETY_WAKE_MS 1000 /* read the stream even without a wake-up */
 #define SWEEP_MS 5000
 #define ALIVE_MS 1000 /* refresh of roost:{t}:relay:alive (outbox_kick) */
 #define ALIVE_TTL_S 5
@@ -165,6 +169,7 @@ struct relay {
 
 	/* Timer chores. */
 	int64_t next_drain, next_safety, next_hb, next_refresh, next_sweep;
+	int64_t drain_backoff; /* ms; 0 after a drain that worked */
 	int64_t next_alive;
 	int64_t warned_stream, warned_sub, warned_accept;
 
@@ -1638,8 +1643,16 @@ run_drain(relay *r)
 	rerr e = outbox_try_drain(&r->ap, &published);
 
 	r->drain = false;
-	r->next_drain =
-	    ae_now_ms() + (e == R_SUCCESS ? DRAIN_MS : DRAIN_BACKOFF_MS);
+	if (e == R_SUCCESS) {
+		r->drain_backoff = 0;
+		r->next_drain = ae_now_ms() + DRAIN_MS;
+	} else {
+		r->drain_backoff = r->drain_backoff == 0 ? DRAIN_BACKOFF_MIN_MS
+		                                         : r->drain_backoff * 2;
+		if (r->drain_backoff > DRAIN_BACKOFF_MAX_MS)
+			r->drain_backoff = DRAIN_BACKOFF_MAX_MS;
+		r->next_drain = ae_now_ms() + r->drain_backoff;
+	}
 	if (published > 0)
 		r->wake = true; /* no need to wait for our own PUBLISH */
 }

@@ -194,6 +194,41 @@ main(void)
 		    "short body is 400");
 	}
 
+	/* a chunked body without Content-Length (mod_proxy_fcgi): read to
+	 * the end of input, within the limit */
+	{
+		static char big[70000];
+		src s = { "{\"a\":[1,2,3]}", 13, 0 };
+
+		ok(parse(a, &r, &why, "POST", "/",
+		       "HTTP_TRANSFER_ENCODING=chunked", NULL) == R_SUCCESS,
+		    "chunked POST parses");
+		ok(http_read_body(&r, mem_read, &s, &why) == R_SUCCESS &&
+		        r.body_len == 13 &&
+		        strcmp(r.body, "{\"a\":[1,2,3]}") == 0,
+		    "chunked body read to the end of input");
+		memset(big, 'x', sizeof(big));
+		s = (src){ big, sizeof(big), 0 };
+		parse(a, &r, &why, "POST", "/",
+		    "HTTP_TRANSFER_ENCODING=chunked", NULL);
+		r.max_body = 65536 + 100; /* past the first buffer */
+		is_int(http_read_body(&r, mem_read, &s, &why),
+		    R_PAYLOAD_TOO_LARGE,
+		    "a chunked body over the limit is 413");
+		s = (src){ big, 65536 + 100, 0 };
+		parse(a, &r, &why, "POST", "/",
+		    "HTTP_TRANSFER_ENCODING=chunked", NULL);
+		r.max_body = 65536 + 100;
+		ok(http_read_body(&r, mem_read, &s, &why) == R_SUCCESS &&
+		        r.body_len == 65536 + 100,
+		    "a chunked body exactly at the limit is read");
+		s = (src){ "abc", 3, 0 };
+		parse(a, &r, &why, "POST", "/", NULL, NULL);
+		ok(http_read_body(&r, mem_read, &s, &why) == R_SUCCESS &&
+		        r.body_len == 0,
+		    "no length and not chunked: no body is read");
+	}
+
 	/* fallbacks: no REQUEST_URI, base path */
 	{
 		char *env[] = { "REQUEST_METHOD=GET",

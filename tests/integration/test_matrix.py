@@ -1,0 +1,320 @@
+#!/usr/bin/python3
+"""Integration: every shipped web server configuration (httpd-conf/),
+end to end, with one scenario.
+
+Each deployment shape renders its SHIPPED template with this run's values
+(matrix_servers.py: temp folders, a free loopback port, bindir = the
+build, pkgdatadir = the source tree) and starts the real server, Debian's
+binaries and modules, in this order:
+
+  apache-fcgid               Apache + mod_fcgid; events -> roost-relay
+  apache-proxy-fcgi          Apache + mod_proxy_fcgi -> spawn-fcgi socket;
+                             events -> roost-relay
+  lighttpd                   lighttpd, mod_fastcgi bin-path; events ->
+                             roost-relay (mod_proxy)
+  nginx                      nginx, fastcgi_pass -> spawn-fcgi socket;
+                             events -> roost-relay (proxy_pass)
+  then with the relay stopped (the workers serve the events and drain
+  the outbox themselves, as where no relay runs):
+  apache-fcgid-norelay       Apache + mod_fcgid, its own file
+  apache-proxy-fcgi-norelay  the proxy-fcgi file with -D ROOST_NO_RELAY:
+                             events through mod_proxy_fcgi (flushpackets)
+  nginx-norelay              the nginx file with its relay location
+                             deleted, as it says: events through
+                             fastcgi_pass, streamed thanks to Roost's
+                             X-Accel-Buffering: no
+  apache-cgi                 Apache + mod_cgid running roost.cgi
+  htaccess-cgi               a user's folder (/~roost/chat/, Debian's
+                             userdir settings + ExecCGI): .htaccess +
+                             mod_rewrite + roost.cgi, ROOST_BASE_PATH
+
+The scenario, over HTTP against each: the web client's index page;
+health; Roost's own 404 passes through untouched; login; create a room;
+post and page the history; POST /api/v1/events/ticket reaches roost.fcgi
+(never the relay); the posted message's event arrives over SSE (cookie,
+as EventSource sends it) AND over a waiting long-poll (Bearer) within 1 s
+of the post: nothing buffers; an SSE heartbeat comment arrives too
+(ROOST_SSE_HEARTBEAT_S=2 here); a reaction (PUT
+/api/v1/messages/{id}/reactions/heart) and its event; a body just under
+1 MiB reaches Roost whole (Roost's own validation error, not the
+server's); a 2 MiB body gets 413; a 20 KiB Cookie gets a 4xx promptly and
+the server still answers; logout, after which the token is refused.
+Every shape does every step: plain CGI holds SSE streams open fine (one
+roost.cgi process per stream), so no shape needs a fallback. Where the
+events go is checked with the relay's own connection count. What each
+server answered (who refused the 2 MiB body, the code for the oversize
+header, delivery times) is printed as "# shape: ..." lines.
+
+The stack (PostgreSQL, Redis, roost-relay) comes from harness.Stack; its
+own lighttpd is not used. Loopback only; everything started is stopped
+(the last test checks that no process of a shape is left).
+"""
+import json
+import os
+import re
+import shutil
+import sys
+import tempfile
+import time
+import urllib.request
+
+import api
+import matrix_servers as ms
+from harness import SSEClient, Stack, run_tests, test
+from matrix_scenario import Target, scenario
+
+ms.become_subreaper()
+stack = Stack(workers=1, relay=True, env={"ROOST_SSE_HEARTBEAT_S": "2"})
+ms.open_backends_to(stack)
+ADMIN_EMAIL, ADMIN_PASSWORD = api.make_admin(stack)
+_admin = api.login(stack, ADMIN_EMAIL, ADMIN_PASSWORD)
+api.relax_limits(stack, _admin["token"])
+api.set_settings(stack, _admin["token"], messages_per_10s=1000)
+BASE = tempfile.mkdtemp(prefix="roost-mx-", dir="/tmp")
+os.chmod(BASE, 0o755)
+
+BODY_LIMIT = int(stack.env_vars.get("ROOST_BODY_LIMIT", "1048576"))
+LEFT_RUNNING = []         # (shape, pid, comm) found after a shape stopped
+
+
+def relay_connections():
+    with urllib.request.urlopen(stack.relay_url("/relay/health"), timeout=5) as r:
+        return json.load(r)["connections"]
+
+
+RELAY_ALIVE_KEY = "roost:{roost}:relay:alive"
+_relay_warm = []
+
+
+def warm_relay(timeout=15):
+    """Wait until the relay publishes promptly. It started before the
+    schema existed, and after a failed drain it leaves kicks alone for its
+    5 s backoff (realtime/relay.c DRAIN_BACKOFF_MS): the first events would
+    come seconds late, whatever the web server."""
+    tok = _admin["token"]
+    room = api.create_room(stack, tok)
+    deadline = time.monotonic() + timeout
+    with SSEClient(stack.relay_port, token=tok) as sse:
+        while True:
+            m = api.send(stack, tok, room["id"], "warm-up")
+            t = time.monotonic()
+            try:
+                ev = sse.wait_for(lambda e: e.event == "message.created" and
+                                  (e.json or {}).get("data", {}).get("id") == m["id"], timeout=1)
+                if ev.t - t < 0.5:
+                    return
+            except AssertionError:
+                pass
+            assert time.monotonic() < deadline, "the relay does not publish events promptly"
+
+
+def use_relay(on):
+    """Relay shapes need the stack's roost-relay; worker shapes need it
+    gone: while it keeps its alive key fresh, workers leave the outbox to
+    it (outbox_kick), which is not the no-relay deployment."""
+    running = stack.relay_pid() is not None
+    if on:
+        if not running:
+            stack.relay_start(wait_proxy=False)
+            _relay_warm.clear()
+        if not _relay_warm:
+            warm_relay()
+            _relay_warm.append(True)
+    elif running:
+        stack.relay_stop()
+        assert stack.redis_cli("EXISTS", RELAY_ALIVE_KEY) == "0", \
+            "the stopped relay left its alive key"
+
+
+def start_site(name, setup):
+    """A Site with its server(s) started; a port taken meanwhile by
+    someone else (free_port is a guess) gets a new port and a retry."""
+    for attempt in range(3):
+        site = ms.Site(BASE, name if attempt == 0 else f"{name}-{attempt}", stack)
+        try:
+            setup(site)
+            return site
+        except Exception as e:  # reported (with the logs) by run_shape
+            if "Address already in use" not in str(e) or attempt == 2:
+                site.failed_start = e
+                return site
+            site.stop()
+
+
+def run_shape(name, setup, events, prefix=""):
+    use_relay(events == "relay")
+    t0 = time.monotonic()
+    site = start_site(name, setup)
+    failed = False
+    try:
+        if site.failed_start is not None:
+            raise site.failed_start
+        t1 = time.monotonic()
+        findings = scenario(Target(site.port, ADMIN_EMAIL, ADMIN_PASSWORD,
+                                   relay_connections if events == "relay" else None,
+                                   prefix, BODY_LIMIT), events)
+        findings["timing"] = f"start {t1 - t0:.1f}s, scenario {time.monotonic() - t1:.1f}s"
+        for k, v in findings.items():
+            sys.stdout.write(f"# {name}: {k}: {v}\n")
+    except BaseException:
+        failed = True
+        sys.stdout.write(f"# {name}: logs of the shape (last lines):\n")
+        for line in site.log_tails().splitlines():
+            sys.stdout.write(f"#   {line}\n")
+        raise
+    finally:
+        t2 = time.monotonic()
+        left = site.stop()
+        sys.stdout.write(f"# {name}: stopped in {time.monotonic() - t2:.1f}s\n")
+        LEFT_RUNNING.extend((name, pid, comm) for pid, comm in left)
+        if not os.environ.get("ROOST_KEEP_TMP"):
+            shutil.rmtree(site.dir, ignore_errors=True)
+    if left and not failed:
+        raise AssertionError(f"{name}: still running after the server stopped: {left}")
+
+
+# ----------------------------------------------------------------- shapes
+
+def apache_site(site, template, defines=()):
+    conf = site.apache_wrapper(site.render(template))
+    site.start_apache(conf, defines)
+
+
+@test
+def templates_use_only_the_install_tokens():
+    names = ["apache-fcgid.conf.in", "apache-fcgid-norelay.conf.in", "apache-proxy-fcgi.conf.in",
+             "apache-cgi.conf.in", "htaccess-cgi.in", "lighttpd.conf.in", "nginx.conf.in"]
+    present = sorted(n for n in os.listdir(ms.CONF_DIR) if n.endswith(".in")
+                     and not n.endswith("-dev.conf.in"))
+    assert present == sorted(names), f"httpd-conf templates: {present}"
+    for n in names:
+        extra = ms.template_tokens(n) - set(ms.TOKENS)
+        assert not extra, f"{n}: tokens outside the install set: {extra}"
+    assert os.path.isfile(os.path.join(ms.CONF_DIR, "README.md"))
+
+
+@test
+def apache_fcgid():
+    run_shape("apache-fcgid", lambda s: apache_site(s, "apache-fcgid.conf.in"), "relay")
+
+
+@test
+def apache_proxy_fcgi():
+    def setup(s):
+        s.spawn_fcgi(workers=2)
+        apache_site(s, "apache-proxy-fcgi.conf.in")
+    run_shape("apache-proxy-fcgi", setup, "relay")
+
+
+@test
+def lighttpd():
+    def setup(s):
+        conf = s.lighttpd_wrapper(s.render("lighttpd.conf.in"))
+        s.start_lighttpd(conf)
+    run_shape("lighttpd", setup, "relay")
+
+
+@test
+def nginx():
+    def setup(s):
+        s.spawn_fcgi(workers=2)
+        # nginx's listen takes address:port: loopback only in this test.
+        conf = s.nginx_wrapper(s.render("nginx.conf.in", {"PORT": f"127.0.0.1:{s.port}"}))
+        s.start_nginx(conf)
+    run_shape("nginx", setup, "relay")
+
+
+@test
+def apache_fcgid_norelay():
+    run_shape("apache-fcgid-norelay", lambda s: apache_site(s, "apache-fcgid-norelay.conf.in"),
+              "worker")
+
+
+@test
+def apache_proxy_fcgi_norelay():
+    def setup(s):
+        # SSE + long-poll hold two workers; the REST calls need more.
+        s.spawn_fcgi(workers=4)
+        apache_site(s, "apache-proxy-fcgi.conf.in", defines=["ROOST_NO_RELAY"])
+    run_shape("apache-proxy-fcgi-norelay", setup, "worker")
+
+
+@test
+def nginx_norelay():
+    """The shipped server block with its relay location deleted, as its
+    comment tells: roost.fcgi serves the events through fastcgi_pass,
+    buffered by default, and they stream only because nginx honours
+    Roost's "X-Accel-Buffering: no"."""
+    def setup(s):
+        s.spawn_fcgi(workers=4)
+        conf = s.render("nginx.conf.in", {"PORT": f"127.0.0.1:{s.port}"})
+        with open(conf, encoding="utf-8") as f:
+            text = f.read()
+        cut = re.sub(r"\n\tlocation = /api/v1/events \{.*?\n\t\}\n", "\n", text, flags=re.S)
+        assert cut != text and "proxy_pass" not in cut, "the relay location was not found"
+        with open(conf, "w", encoding="utf-8") as f:
+            f.write(cut)
+        s.start_nginx(s.nginx_wrapper(conf))
+    run_shape("nginx-norelay", setup, "worker")
+
+
+@test
+def apache_cgi():
+    run_shape("apache-cgi", lambda s: apache_site(s, "apache-cgi.conf.in"), "worker")
+
+
+@test
+def htaccess_cgi():
+    """A user's folder as the .htaccess file describes it: the web client
+    and roost.cgi copied in, the rendered .htaccess; the host's config is
+    Debian's userdir.conf for that folder, plus ExecCGI."""
+    def setup(s):
+        folder = s.path("public_html", "chat")
+        shutil.copytree(os.path.join(ms.SRC_DIR, "web"), folder)
+        shutil.copy2(os.path.join(ms.BUILD_DIR, "roost.cgi"), os.path.join(folder, "roost.cgi"))
+        shutil.copy2(s.render("htaccess-cgi.in"), os.path.join(folder, ".htaccess"))
+        for root, dirs, files in os.walk(s.path("public_html")):
+            os.chmod(root, 0o755)
+            for fn in files:
+                os.chmod(os.path.join(root, fn), 0o755 if fn.endswith(".cgi") else 0o644)
+        docroot = s.path("htdocs")
+        os.makedirs(docroot, exist_ok=True)
+        host = f"""# The host's side (what a shared host's admin has): Debian's
+# userdir.conf settings for the folder, with CGI allowed.
+DocumentRoot "{docroot}"
+<Directory "{docroot}">
+	Require all granted
+</Directory>
+ErrorLog "{s.path('var', 'log', 'apache2', 'host-error.log')}"
+Alias "/~roost" "{s.path('public_html')}"
+<Directory "{s.path('public_html')}">
+	AllowOverride FileInfo AuthConfig Limit Indexes
+	Options MultiViews Indexes SymLinksIfOwnerMatch IncludesNoExec ExecCGI
+	Require method GET POST OPTIONS
+</Directory>
+"""
+        conf = s.apache_wrapper(extra=host)
+        s.start_apache(conf)
+    run_shape("htaccess-cgi", setup, "worker", prefix="/~roost/chat")
+
+
+@test
+def nothing_left_running():
+    assert not LEFT_RUNNING, f"processes that outlived their server: {LEFT_RUNNING}"
+    left = ms.processes_of(BASE)
+    ms.kill_pids([p for p, _ in left], 9)
+    assert not left, f"still running: {left}"
+
+
+def _cleanup():
+    left = ms.processes_of(BASE)
+    ms.kill_pids([p for p, _ in left], 9)
+    if not os.environ.get("ROOST_KEEP_TMP"):
+        shutil.rmtree(BASE, ignore_errors=True)
+    ms.reap()
+
+
+if __name__ == "__main__":
+    import atexit
+    atexit.register(_cleanup)
+    run_tests(stack)
