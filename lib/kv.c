@@ -215,11 +215,24 @@ redisReply *
 kv_cmdv(
     kv *k, arena *a, rerr *err, int argc, const char **argv, const size_t *lens)
 {
+	bool reused = k->ctx != NULL;
 	redisReply *r;
 
 	if ((*err = kv_ensure(k)) != R_SUCCESS)
 		return NULL;
 	r = redisCommandArgv(k->ctx, argc, argv, lens);
+	if (r == NULL && reused) {
+		/* A connection kept from an earlier request found dead (Redis
+		 * restarted meanwhile): one more try on a fresh one, so the
+		 * first request after a restart does not fail. The command
+		 * may then run twice if the old connection died after Redis
+		 * ran it; everything we send tolerates that (counters,
+		 * idempotent sets, appends that clients de-duplicate). */
+		drop(k, k->ctx->errstr);
+		if ((*err = kv_ensure(k)) != R_SUCCESS)
+			return NULL;
+		r = redisCommandArgv(k->ctx, argc, argv, lens);
+	}
 	if (r == NULL) {
 		drop(k, k->ctx->errstr);
 		*err = R_UNAVAILABLE;

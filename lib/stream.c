@@ -445,9 +445,10 @@ stream_sub_free(stream_sub *s)
 	s->n_rooms = s->cap_rooms = 0;
 }
 
-/* For member events: the room and whether s's user is among user_ids. */
+/* For member events: the room and whether s's user is among the ids in
+ * data[key] (user_ids of member events, member_ids of room.created). */
 static bool
-names_me(const stream_entry *e, int64_t me, int64_t *room)
+names_me_in(const stream_entry *e, const char *key, int64_t me, int64_t *room)
 {
 	json_tokener *tok = json_tokener_new();
 	json_object *o, *ids, *rid;
@@ -461,7 +462,7 @@ names_me(const stream_entry *e, int64_t me, int64_t *room)
 	if (json_object_object_get_ex(o, "room_id", &rid) &&
 	    json_object_is_type(rid, json_type_int))
 		*room = json_object_get_int64(rid);
-	if (json_object_object_get_ex(o, "user_ids", &ids) &&
+	if (json_object_object_get_ex(o, key, &ids) &&
 	    json_object_is_type(ids, json_type_array)) {
 		size_t n = json_object_array_length(ids);
 
@@ -474,6 +475,12 @@ names_me(const stream_entry *e, int64_t me, int64_t *room)
 	}
 	json_object_put(o);
 	return found;
+}
+
+static bool
+names_me(const stream_entry *e, int64_t me, int64_t *room)
+{
+	return names_me_in(e, "user_ids", me, room);
 }
 
 static bool
@@ -520,6 +527,9 @@ stream_sub_accept(stream_sub *s, const stream_entry *e)
 	if (strcmp(e->type, "member.joined") == 0 &&
 	    names_me(e, s->user_id, &room) && room == e->room_id)
 		add_room(s, e->room_id);
+	else if (strcmp(e->type, "room.created") == 0 &&
+	    names_me_in(e, "member_ids", s->user_id, &room))
+		add_room(s, e->room_id); /* the creator, or the two of a DM */
 	else if (strcmp(e->type, "member.left") == 0 &&
 	    names_me(e, s->user_id, &room) && room == e->room_id) {
 		/* The leaver gets its own copy (user audience). */

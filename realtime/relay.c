@@ -650,17 +650,19 @@ visit_list(
 	}
 }
 
-/* A member.joined reaches the joiners, who are not in the room's list
- * yet: visit the subscribers of the users it names too. */
+/* A member.joined reaches the joiners, and a room.created its first
+ * members, who are not in the room's list yet: visit the subscribers of
+ * the users it names (data[key]) too. */
 static void
-visit_joiners(relay *r, const stream_entry *e, frames *fr, uint64_t gen)
+visit_joiners(
+    relay *r, const stream_entry *e, const char *key, frames *fr, uint64_t gen)
 {
 	json_tokener *tok = json_tokener_new();
 	json_object *o, *ids;
 
 	o = json_tokener_parse_ex(tok, e->data, (int)e->data_len);
 	json_tokener_free(tok);
-	if (o != NULL && json_object_object_get_ex(o, "user_ids", &ids) &&
+	if (o != NULL && json_object_object_get_ex(o, key, &ids) &&
 	    json_object_is_type(ids, json_type_array)) {
 		size_t n = json_object_array_length(ids);
 
@@ -692,7 +694,9 @@ deliver_entry(relay *r, const stream_entry *e)
 	} else if (e->room_id != 0) {
 		visit_list(r->by_room, e->room_id, e, fr, gen);
 		if (strcmp(e->type, "member.joined") == 0)
-			visit_joiners(r, e, fr, gen);
+			visit_joiners(r, e, "user_ids", fr, gen);
+		else if (strcmp(e->type, "room.created") == 0)
+			visit_joiners(r, e, "member_ids", fr, gen);
 	} else {
 		visit_list(r->by_user, e->user_id, e, fr, gen);
 	}

@@ -49,6 +49,27 @@ room_event(req_ctx *c, int64_t id, const char *type)
 		return e;
 	/* The viewer-specific parts are not for everyone. */
 	json_object_object_add(o, "invite_code", NULL);
+	if (strcmp(type, "room.created") == 0) {
+		/* Who is in it from the start (the creator; both people of a
+		 * DM): their open event streams add the room on this event
+		 * (docs/realtime.md), so nothing of the new room is missed. */
+		const char *p[1] = { api_id(c, id) };
+		PGresult *res = db_query(c->app->db, c->a, &e,
+		    "SELECT user_id FROM room_members WHERE room_id = $1 "
+		    "ORDER BY user_id",
+		    1, p);
+		json_object *ids;
+
+		if (res == NULL) {
+			json_object_put(o);
+			return e;
+		}
+		ids = json_object_new_array();
+		for (int i = 0; i < PQntuples(res); i++)
+			json_object_array_add(ids,
+			    json_i64(strtoll(PQgetvalue(res, i, 0), NULL, 10)));
+		json_object_object_add(o, "member_ids", ids);
+	}
 	return events_room(c->app->db, c->a, id, type, o);
 }
 

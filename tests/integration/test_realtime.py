@@ -965,6 +965,36 @@ def presence_online_offline_and_list():
 
 
 @rt_test
+def new_rooms_and_dms_reach_open_streams():
+    """A room created while my stream is open is delivered from its first
+    event, without reconnecting; so is a DM someone opens with me."""
+    a, at = user()
+    b, bt = user()
+    sa = sse_ok(at, last_event_id=event_cursor(at))
+    sb = sse_ok(bt, last_event_id=event_cursor(bt))
+    time.sleep(0.3)
+    room = api.create_room(stack, at)
+    sa.wait_for(lambda e: ev_type(e) == "room.created" and ev_room(e) == room["id"],
+                what="room.created to its creator")
+    m = send(at, room["id"], "first words in a new room")
+    sa.wait_for(is_msg(m["id"]), what="a message in the room created after the stream opened")
+    st, _, dm = api.post(stack, "/dms", {"user_id": b["id"]}, token=at)
+    assert st == 201, (st, dm)
+    sb.wait_for(lambda e: ev_type(e) == "room.created" and ev_room(e) == dm["id"],
+                what="room.created of the DM to its other member")
+    m = send(at, dm["id"], "hello in a new DM")
+    sb.wait_for(is_msg(m["id"]), what="a DM message on the other member's open stream")
+    sa.wait_for(is_msg(m["id"]), what="the DM message on the opener's stream")
+    # nobody else: a third user's stream sees neither
+    c_, ct = user()
+    sc = sse_ok(ct, last_event_id=event_cursor(ct))
+    m2 = send(at, room["id"], "still private to a")
+    sa.wait_for(is_msg(m2["id"]), what="a's own message")
+    time.sleep(0.5)
+    assert not [e for e in sc.since(0) if ev_room(e) in (room["id"], dm["id"])], sc.since(0)
+
+
+@rt_test
 def presence_skips_large_rooms():
     """Presence events go only to rooms of at most 100 members; a big room's
     members see presence through GET /presence (docs/realtime.md)."""

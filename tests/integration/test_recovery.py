@@ -10,6 +10,7 @@ import time
 import urllib.error
 import urllib.request
 
+import api
 from harness import Stack, run_tests, test
 
 stack = Stack(workers=2)
@@ -73,6 +74,24 @@ def redis_restart():
         status, doc = health()
         assert status == 200 and doc["redis"] == "ok", ("every request after the restart", status, doc)
     assert stack.fcgi_pids() == pids, "a worker was restarted"
+
+
+@test
+def first_requests_after_a_redis_restart_succeed():
+    """Workers hold their Redis connection across requests; after a restart
+    that connection is dead. The next command retries once on a fresh
+    connection, so no request fails for it: a login (whose rate limit
+    fails closed without Redis) on every worker right after the restart."""
+    email, password = api.make_admin(stack)
+    n = 2 * len(stack.fcgi_pids())
+    for _ in range(n):  # every worker has a live Redis connection
+        api.login(stack, email, password, device="mobile")
+    stack.redis_stop()
+    stack.redis_start()
+    for i in range(n):
+        st, _, doc = api.post(stack, "/auth/login",
+                              {"email": email, "password": password, "device": "mobile"})
+        assert st == 200, f"login {i + 1} after the Redis restart: {st} {doc}"
 
 
 @test

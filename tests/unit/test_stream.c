@@ -222,6 +222,15 @@ test_filter(void)
 	e = ev("member.joined", 3, 0, 0, "not json", 16);
 	ok(stream_sub_accept(&s, &e), "bad data in my room is still mine");
 
+	e = ev("message.created", 30, 0, 0, "{}", 16);
+	ok(!stream_sub_accept(&s, &e), "room 30 before it exists for me");
+	e = ev(
+	    "room.created", 30, 0, 0, "{\"id\":30,\"member_ids\":[7,8]}", 16);
+	ok(stream_sub_accept(&s, &e) && stream_sub_in_room(&s, 30),
+	    "room.created naming me among its first members adds it");
+	e = ev("room.created", 31, 0, 0, "{\"id\":31,\"member_ids\":[8]}", 16);
+	ok(!stream_sub_accept(&s, &e) && !stream_sub_in_room(&s, 31),
+	    "someone else's new room stays out");
 	e = ev("session.displaced", 0, 7, 0, "{\"session_id\":71}", 17);
 	ok(stream_sub_accept(&s, &e) && !s.ended,
 	    "another session displaced: stream goes on");
