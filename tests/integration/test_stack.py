@@ -105,7 +105,10 @@ def lighttpd_serves_the_web_root():
     status, headers, body = get("/")
     assert status == 200, status
     assert headers["Content-Type"].startswith("text/html"), headers["Content-Type"]
-    assert b"Roost is running" in body and b"/api/v1/health" in body
+    # the web client's page: its module entry point, and the strict CSP
+    assert b"<title>Roost</title>" in body and b'src="js/main.js"' in body, body[:300]
+    csp = headers.get("Content-Security-Policy", "")
+    assert "default-src 'self'" in csp and "script-src 'self'" in csp, csp
 
 
 @test
