@@ -247,6 +247,34 @@ api_admin_user_delete(req_ctx *c)
 	return R_SUCCESS;
 }
 
+/* What every member's client needs to know of the tenant's settings
+ * (GET /api/v1/settings): the reaction set, limits it should enforce
+ * before sending, the name to show. Nothing about rate limits or
+ * registration policy. */
+rerr
+api_settings_public(req_ctx *c)
+{
+	const settings *s;
+	json_object *o, *r;
+	rerr e;
+
+	if ((s = req_settings(c, &e)) == NULL)
+		return e;
+	o = json_object_new_object();
+	json_object_object_add(o, "app_name", json_str(s->app_name));
+	r = json_object_new_array();
+	for (size_t i = 0; i < s->n_reactions; i++)
+		json_object_array_add(r, json_str(s->reactions[i]));
+	json_object_object_add(o, "reactions", r);
+	json_object_object_add(
+	    o, "message_max_chars", json_i64(s->message_max_chars));
+	json_object_object_add(
+	    o, "edit_window_minutes", json_i64(s->edit_window_minutes));
+	json_object_object_add(
+	    o, "password_min_length", json_i64(s->password_min_length));
+	return reply_json(c, 200, o);
+}
+
 rerr
 api_admin_settings_get(req_ctx *c)
 {

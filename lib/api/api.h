@@ -39,6 +39,7 @@ rerr api_events_get(req_ctx *c);
 rerr api_events_ticket(req_ctx *c);
 rerr api_typing(req_ctx *c);
 rerr api_presence(req_ctx *c);
+rerr api_settings_public(req_ctx *c);
 
 rerr api_register(req_ctx *c);
 rerr api_login(req_ctx *c);

@@ -202,6 +202,11 @@ const route api_routes[] = {
 	    .pattern = "/api/v1/presence",
 	    .auth = AUTH_USER,
 	    .handler = api_presence },
+	{ .method = "GET",
+	    .pattern = "/api/v1/settings",
+	    .auth = AUTH_USER,
+	    .handler = api_settings_public,
+	    .flags = PW },
 
 	{ .method = "GET",
 	    .pattern = "/api/v1/search",

@@ -1026,5 +1026,26 @@ def workers_survived():
     assert stack.fcgi_pids() == PIDS, f"a worker died: {PIDS} -> {stack.fcgi_pids()}"
 
 
+@test
+def members_read_the_public_settings():
+    """GET /settings: what a member's client needs (the reaction set, the
+    limits), and nothing of the admin-only settings."""
+    u = user()
+    tok = u[1] if isinstance(u, tuple) else u["token"]
+    st, _, doc = get(stack, "/settings", token=tok)
+    assert st == 200, (st, doc)
+    assert set(doc) == {"app_name", "reactions", "message_max_chars", "edit_window_minutes",
+                        "password_min_length"}, doc
+    assert doc["reactions"] == DEFAULT_REACTIONS, doc
+    api.set_settings(stack, admin(), reactions=["heart", "star"])
+    try:
+        st, _, doc = get(stack, "/settings", token=tok)
+        assert st == 200 and doc["reactions"] == ["heart", "star"], doc
+    finally:
+        api.set_settings(stack, admin(), reactions=DEFAULT_REACTIONS)
+    st, _, doc = get(stack, "/settings")
+    assert st == 401, (st, doc)
+
+
 if __name__ == "__main__":
     run_tests(stack)

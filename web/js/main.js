@@ -150,13 +150,12 @@ async function start() {
     if (e.status === 401) return;
     toast('Could not load your rooms: ' + e.message, 'error');
   }
-  if (S.me.role === 'admin') {
-    api.get('/admin/settings').then((st) => {
-      S.reactions = st.reactions;
-      S.appName = st.app_name;
-      emit('me');
-    }).catch(() => {});
-  }
+  // the tenant's reaction set and limits, for every member
+  api.get('/settings').then((st) => {
+    S.reactions = st.reactions;
+    S.appName = st.app_name;
+    emit('me');
+  }).catch(() => {});
   loadOutbox();
   stream.start(cursor);
   route();
