@@ -403,6 +403,94 @@ const scenarios = [
     await p.setViewportSize({ width: 1280, height: 800 });
     return { files: ['desktop.png', 'desktop-dark.png', 'phone.png', 'phone-rooms.png'] };
   }],
+
+  ['admin_creates_user_then_dm_live', async () => {
+    // issue #7: the admin, through the UI only, creates a user; the new
+    // user signs in (forced password change), the admin starts a DM and
+    // each sees the other's message live.
+    const adm = cfg.users.admin;
+    const tag = String(Date.now()).slice(-7);
+    const nu = { name: `Nia${tag}`, email: `nia-${tag}@example.com`, temp: `Temp-pass-${tag}-x`, password: `Nia-own-pass-${tag}` };
+    const X = await newUserPage(browser, 'Admin');
+    const N = await newUserPage(browser, nu.name);
+    try {
+      const p = X.page;
+      await p.goto(BASE + '/');
+      await p.getByLabel('Email').fill(adm.email);
+      await p.getByLabel('Password').fill(adm.password);
+      await p.getByRole('button', { name: 'Sign in' }).click();
+      await p.getByRole('link', { name: 'Admin', exact: true }).click();
+      const adminNav = p.getByRole('navigation', { name: 'Administration' });
+      await adminNav.getByRole('link', { name: 'Users' }).click();
+      await p.getByRole('heading', { name: 'Administration' }).waitFor({ timeout: T });
+      const form = p.getByRole('form', { name: 'Create a user' });
+      await form.getByLabel('Email', { exact: true }).fill(nu.email);
+      await form.getByLabel('Name', { exact: true }).fill(nu.name);
+      await form.getByLabel('Password', { exact: true }).fill(nu.temp);
+      const must = form.getByLabel('Must choose a new password at first sign-in');
+      assert(await must.isChecked(), '"must choose a new password" is not ticked by default');
+      await form.getByRole('button', { name: 'Create user' }).click();
+      // the list, reloaded from the server through its search box, shows the user
+      await p.getByLabel('Find users').fill(nu.email);
+      const row = p.getByRole('row').filter({ hasText: nu.email });
+      await p.waitForFunction((e) => {
+        const rows = [...document.querySelectorAll('.table tbody tr')];
+        return rows.length === 1 && rows[0].textContent.includes(e);
+      }, nu.email, { timeout: T });
+      const cells = await row.getByRole('cell').allTextContents();
+      assert(cells[0].includes(nu.name) && cells[1] === nu.email && cells[2] === 'member' && cells[3] === 'must change password',
+        `admin list row: ${JSON.stringify(cells)}`);
+
+      // the new user: the sign-in page, then the forced password change
+      const q = N.page;
+      await q.goto(BASE + '/');
+      await q.getByLabel('Email').fill(nu.email);
+      await q.getByLabel('Password').fill(nu.temp);
+      await q.getByRole('button', { name: 'Sign in' }).click();
+      await q.getByRole('heading', { name: 'Choose a new password' }).waitFor({ timeout: T });
+      await q.getByLabel('Current password').fill(nu.temp);
+      await q.getByLabel('New password', { exact: true }).fill(nu.password);
+      await q.getByLabel('New password again').fill(nu.password);
+      await q.getByRole('button', { name: 'Set new password' }).click();
+      await q.getByRole('navigation', { name: 'Rooms and conversations' }).waitFor({ timeout: T });
+      await q.getByRole('link', { name: `Your account: ${nu.name}` }).waitFor({ timeout: T });
+
+      // the admin starts the DM from the people search
+      await p.getByRole('button', { name: 'New message' }).click();
+      const dlg = p.getByRole('dialog', { name: 'New direct message' });
+      await dlg.getByLabel('Find a person').fill(nu.name);
+      await dlg.getByRole('button', { name: nu.name }).click();
+      const pBox = p.getByRole('textbox', { name: `Message ${nu.name}` });
+      await pBox.waitFor({ timeout: T });
+      // the new user's open session gets the DM without a reload
+      const dmLink = q.getByRole('link', { name: new RegExp(`^Direct message with ${adm.name}\\b`) });
+      await dmLink.waitFor({ timeout: 5000 }).catch(() => { throw new Error(`the DM did not reach ${nu.name}'s room list within 5 s`); });
+      await dmLink.click();
+      const qBox = q.getByRole('textbox', { name: `Message ${adm.name}` });
+      await qBox.waitFor({ timeout: T });
+
+      const t1 = `Welcome aboard ${nu.name}`;
+      await pBox.fill(t1);
+      await pBox.press('Enter');
+      await waitText(q, t1, { timeout: 5000 });
+      const t2 = `Thanks, ${adm.name}! ${tag}`;
+      await qBox.fill(t2);
+      await qBox.press('Enter');
+      await waitText(p, t2, { timeout: 5000 });
+      await p.waitForTimeout(500); // a duplicate would show up by now
+      for (const [pg, t] of [[p, t1], [p, t2], [q, t1], [q, t2]]) assert(await countText(pg, t) === 1, `${pg.__who} sees "${t}" ${await countText(pg, t)} times`);
+      const errs = [...p.__errors, ...q.__errors];
+      assert(!errs.length, `page errors: ${errs.join(' | ')}`);
+      const roomId = Number(await p.evaluate(() => (location.hash.match(/^#\/r\/(\d+)/) || [])[1]));
+      return { email: nu.email, name: nu.name, room_id: roomId, texts: [t1, t2] };
+    } catch (e) {
+      for (const u of [X, N]) await u.page.screenshot({ path: path.join(ART, `failed-admin_creates_user_then_dm_live-${u.page.__who}.png`) }).catch(() => {});
+      throw e;
+    } finally {
+      await X.ctx.close().catch(() => {});
+      await N.ctx.close().catch(() => {});
+    }
+  }],
 ];
 
 // ---------------------------------------------------------------- main

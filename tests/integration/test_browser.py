@@ -9,6 +9,9 @@ Each scenario of run.mjs is one TAP test here. The runner asks this file to
 kill and restart the relay, and restart Redis, mid-session (@@cmd lines, answered on its
 stdin); the offline scenario is checked against the API afterwards
 (exactly one stored message with its text).
+The admin (api.make_admin, its email and password passed to the runner)
+creates a user in the admin pages and DMs them (issue #7); checked in the API
+(the user exists, their own password in force, one stored copy of each message).
 
 Fails loudly, never skips, when node, chromium or tests/browser/node_modules
 are missing (node_modules is installed with `npm ci` when absent). Bounded:
@@ -48,6 +51,7 @@ SCENARIOS = [
     "history_scrolls_back_keeping_position",
     "keyboard_only",
     "screenshots_phone_and_desktop",
+    "admin_creates_user_then_dm_live",
 ]
 
 
@@ -123,6 +127,7 @@ class Runner:
             "users": {
                 "ana": {"id": ana["id"], "email": ana_email, "password": ana_pw, "name": "Ana"},
                 "ben": {"id": ben["id"], "email": ben_email, "password": ben_pw, "name": "Ben"},
+                "admin": {"id": admin["user"]["id"], "email": admin_email, "password": admin_password, "name": "Admin"},
             },
             "rooms": {
                 "team": {"id": team["id"], "name": team["name"], "seed": SEED},
@@ -252,8 +257,23 @@ def offline_check(data):
     assert len(same) == 1, f"{len(same)} stored messages have the text {text!r}"
 
 
+def admin_dm_check(data):
+    """Issue #7: the user the admin made in the UI exists (member, own
+    password in force), and the DM holds exactly one stored copy of each
+    message."""
+    users = api.get(stack, "/users" + api.qs(q=data["email"]), token=admin["token"])[2]["users"]
+    made = [u for u in users if u.get("email") == data["email"]]
+    assert len(made) == 1 and made[0]["name"] == data["name"] and made[0]["role"] == "member", made
+    assert not made[0].get("must_change_password"), made[0]
+    doc = api.messages(stack, admin["token"], data["room_id"], limit=100)
+    for text in data["texts"]:
+        same = [m for m in doc["messages"] if m["content"] == text]
+        assert len(same) == 1, f"{len(same)} stored messages have the text {text!r}"
+
+
+CHECKS = {"offline_message_sent_once": offline_check, "admin_creates_user_then_dm_live": admin_dm_check}
 for _name in SCENARIOS:
-    scenario(_name, offline_check if _name == "offline_message_sent_once" else None)
+    scenario(_name, CHECKS.get(_name))
 
 
 @test
