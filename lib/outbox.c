@@ -19,7 +19,7 @@ pass(app *ap, arena *a, bool wait, int *n)
 {
 	const char *lock[1] = { arena_printf(
 	    a, "roost.drain.%s", ap->cfg.schema) };
-	const char **fields, **ids;
+	const char **fields;
 	PGresult *res;
 	buf idlist = BUF_INIT;
 	const char *upd[1];
@@ -59,7 +59,6 @@ pass(app *ap, arena *a, bool wait, int *n)
 	if (rows == 0)
 		goto out;
 	fields = arena_calloc(a, (size_t)rows * 6, sizeof(*fields));
-	ids = arena_calloc(a, (size_t)rows, sizeof(*ids));
 	for (int i = 0; i < rows; i++) {
 		fields[i * 6 + 0] = PQgetvalue(res, i, 3);
 		fields[i * 6 + 1] = PQgetvalue(res, i, 1);
@@ -67,9 +66,8 @@ pass(app *ap, arena *a, bool wait, int *n)
 		fields[i * 6 + 3] = PQgetvalue(res, i, 5);
 		fields[i * 6 + 4] = PQgetvalue(res, i, 4);
 		fields[i * 6 + 5] = PQgetvalue(res, i, 0);
-		ids[i] = PQgetvalue(res, i, 0);
 		buf_puts(&idlist, i ? "," : "{");
-		buf_puts(&idlist, ids[i]);
+		buf_puts(&idlist, PQgetvalue(res, i, 0));
 	}
 	buf_putc(&idlist, '}');
 	if ((e = stream_publish(ap->kv, a, ap->cfg.schema,

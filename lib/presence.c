@@ -118,8 +118,7 @@ small_rooms(app *ap, arena *a, int64_t user_id, size_t *n)
 }
 
 rerr
-presence_connect(app *ap, int64_t user_id, const char *conn_id,
-    const int64_t *rooms, size_t n_rooms)
+presence_connect(app *ap, int64_t user_id, const char *conn_id)
 {
 	arena *a = arena_new();
 	long long now = (long long)time(NULL);
@@ -137,8 +136,6 @@ presence_connect(app *ap, int64_t user_id, const char *conn_id,
 	argv[7] = arena_printf(a, "%lld", now);
 	argv[8] = arena_printf(a, "%" PRId64, user_id);
 	r = kv_cmdv(ap->kv, a, &e, 9, argv, NULL);
-	(void)rooms;
-	(void)n_rooms;
 	if (r != NULL && e == R_SUCCESS && r->type == REDIS_REPLY_INTEGER &&
 	    r->integer == 1) {
 		size_t n = 0;

@@ -34,11 +34,9 @@ struct app;
 /* A connection of user_id opened. conn_id identifies it uniquely across
  * processes (e.g. "relay:<host>:<pid>:<n>"). On a transition to online,
  * the "online" event goes to the user and to the members of their rooms
- * of at most PRESENCE_ROOM_MAX members (looked up then; rooms/n_rooms are
- * not used for it and may be NULL). Call it outside a request's
- * transaction. */
-rerr presence_connect(struct app *ap, int64_t user_id, const char *conn_id,
-    const int64_t *rooms, size_t n_rooms);
+ * of at most PRESENCE_ROOM_MAX members (looked up then). Call it outside
+ * a request's transaction. */
+rerr presence_connect(struct app *ap, int64_t user_id, const char *conn_id);
 
 /* The connection closed. The user stays online for linger_s more seconds
  * unless another connection is open; presence_sweep then turns them

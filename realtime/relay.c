@@ -1095,8 +1095,7 @@ start_sub(conn *c, stream_handoff *ho, const http1_request *q)
 	snprintf(c->conn_id, sizeof(c->conn_id), "relay:%s:%ld:%llu", r->host,
 	    (long)getpid(), ++r->conn_seq);
 	index_sub(r, c);
-	(void)presence_connect(
-	    &r->ap, c->sub.user_id, c->conn_id, c->sub.rooms, c->sub.n_rooms);
+	(void)presence_connect(&r->ap, c->sub.user_id, c->conn_id);
 	c->presence = true;
 	catch_up(r, c);
 	answer_ready(r);

@@ -209,18 +209,32 @@ stopping(req_ctx *c)
 	return c->app->stopping != NULL && *c->app->stopping;
 }
 
+/* No daemon: the waiting workers also drain the outbox and sweep
+ * presence, about once a second. */
+static void
+chores(req_ctx *c, long long *next)
+{
+	long long now = mono_ms();
+
+	if (now < *next)
+		return;
+	(void)outbox_drain(c->app, NULL);
+	(void)presence_sweep(c->app, NULL);
+	*next = now + 1000;
+}
+
 static rerr
 blocking_longpoll(req_ctx *c, waiter *w, int timeout_s)
 {
 	buf events = BUF_INIT, body = BUF_INIT;
 	size_t n = 0;
 	long long deadline = mono_ms() + (long long)timeout_s * 1000;
+	long long next_chores = mono_ms() + 1000;
 	const char *cid = conn_id(c);
 	rerr e = R_SUCCESS;
 	bool rs = false;
 
-	(void)presence_connect(
-	    c->app, w->sub->user_id, cid, w->sub->rooms, w->sub->n_rooms);
+	(void)presence_connect(c->app, w->sub->user_id, cid);
 	while (n == 0 && !stopping(c)) {
 		long long left = deadline - mono_ms();
 		int r;
@@ -237,12 +251,8 @@ blocking_longpoll(req_ctx *c, waiter *w, int timeout_s)
 			rs = true;
 			break;
 		}
-		/* No daemon: the waiting workers also drain the outbox and
-		 * sweep presence, about once a second. */
-		if (n == 0 && mono_ms() - (deadline - left) >= 900) {
-			(void)outbox_drain(c->app, NULL);
-			(void)presence_sweep(c->app, NULL);
-		}
+		if (n == 0)
+			chores(c, &next_chores);
 	}
 	(void)presence_disconnect(
 	    c->app, w->sub->user_id, cid, LINGER_LONGPOLL_S);
@@ -316,8 +326,7 @@ blocking_sse(req_ctx *c, waiter *w, const buf *backlog)
 	ap->response_sent = true;
 	if (out_send(c, head.data, head.len) != 0)
 		goto done;
-	(void)presence_connect(
-	    ap, w->sub->user_id, cid, w->sub->rooms, w->sub->n_rooms);
+	(void)presence_connect(ap, w->sub->user_id, cid);
 	while (!stopping(c)) {
 		long long now = mono_ms();
 		int r;
@@ -353,11 +362,7 @@ blocking_sse(req_ctx *c, waiter *w, const buf *backlog)
 			(void)presence_refresh(ap, &w->sub->user_id, ids, 1);
 			next_refresh = now + PRESENCE_REFRESH_S * 1000LL;
 		}
-		if (now >= next_chores) {
-			(void)outbox_drain(ap, NULL);
-			(void)presence_sweep(ap, NULL);
-			next_chores = now + 1000;
-		}
+		chores(c, &next_chores);
 	}
 	(void)presence_disconnect(ap, w->sub->user_id, cid, LINGER_SSE_S);
 done:
@@ -480,8 +485,7 @@ api_events_get(req_ctx *c)
 
 		/* Answered at once, it still counts as a connection: the
 		 * user is online, and stays so while it polls. */
-		(void)presence_connect(
-		    ap, sub.user_id, cid, sub.rooms, sub.n_rooms);
+		(void)presence_connect(ap, sub.user_id, cid);
 		(void)presence_disconnect(
 		    ap, sub.user_id, cid, LINGER_LONGPOLL_S);
 
