@@ -172,6 +172,9 @@ def bench_send(stack, admin, args, wrk):
     print(f"  setup: {n_users} users signed in and joined one room in {time.monotonic() - t0:.1f} s", flush=True)
     before = int(api.sql(stack, f"SELECT count(*) FROM messages WHERE room_id = {room['id']}"))
     ev_mark = int(api.sql(stack, "SELECT coalesce(max(id), 0) FROM events"))
+    if args.pg_stats:
+        stack.psql("CREATE EXTENSION IF NOT EXISTS pg_stat_statements; SELECT pg_stat_statements_reset()",
+                   user_db=superuser_url(stack))
     with tempfile.TemporaryDirectory() as d:
         script = os.path.join(d, "send.lua")
         lua = (WRK_LUA.replace("{TOKENS}", "{" + ",".join(json.dumps(t) for _, t in people) + "}")
@@ -193,7 +196,31 @@ def bench_send(stack, admin, args, wrk):
                "(SELECT count(*) FROM events WHERE type = 'message.created' "
                f"AND room_id = {room['id']} AND id > {ev_mark})").split("|"))
     secs = r["duration_us"] / 1e6
+    if args.pg_stats:
+        print_pg_stats(stack, created)
     return {"rate": created / secs, "secs": secs, "created": created, "stored": stored, "events": events, **r}
+
+
+def superuser_url(stack):
+    """The stack's PostgreSQL as its superuser (initdb made "postgres", trust auth on the socket)."""
+    return stack.env_vars["ROOST_DATABASE_URL"].replace("user=roost", "user=postgres")
+
+
+def print_pg_stats(stack, sends):
+    """Where PostgreSQL's time went during the send phase, per send."""
+    rows = stack.psql(
+        "SELECT calls, round(total_exec_time::numeric, 1), round(total_plan_time::numeric, 1), "
+        "regexp_replace(left(query, 90), '\\s+', ' ', 'g') FROM pg_stat_statements "
+        "ORDER BY total_exec_time + total_plan_time DESC LIMIT 25", user_db=superuser_url(stack))
+    total = stack.psql("SELECT round(sum(total_exec_time + total_plan_time)::numeric, 1), sum(calls) "
+                       "FROM pg_stat_statements", user_db=superuser_url(stack))
+    t_ms, calls = total.split("|")
+    print(f"  PostgreSQL during the send phase: {float(t_ms):.0f} ms in statements, {int(calls)} calls: "
+          f"{float(t_ms) / max(sends, 1) * 1000:.0f} us and {int(calls) / max(sends, 1):.1f} statements per send")
+    print("      calls    exec ms    plan ms  query")
+    for line in rows.splitlines():
+        c, e, pl, q = line.split("|", 3)
+        print(f"  {int(c):9d} {float(e):10.1f} {float(pl):10.1f}  {q}")
 
 
 def bench_get_me(stack, admin, args, wrk):
@@ -288,6 +315,8 @@ def main():
     ap.add_argument("--durable", action="store_true",
                     help="PostgreSQL with fsync and synchronous_commit on, as in production "
                          "(the default runs with them off, like the tests)")
+    ap.add_argument("--pg-stats", action="store_true",
+                    help="load pg_stat_statements and print where PostgreSQL's time goes per send")
     args = ap.parse_args()
     if not os.path.exists(PGBENCH):
         raise SystemExit(f"{PGBENCH} is missing (Debian package postgresql-15)")
@@ -297,6 +326,9 @@ def main():
         env["ROOST_PG_FAST"] = "0"
     if args.prepared:
         env["ROOST_PG_PREPARED"] = "1"
+    if args.pg_stats:
+        env["ROOST_PG_CONF_EXTRA"] = ("shared_preload_libraries = 'pg_stat_statements'\n"
+                                      "pg_stat_statements.track = all\npg_stat_statements.track_planning = on")
     stack = Stack(workers=args.workers, env=env)
     print(f"workers: {args.workers}, prepared statements: {'on' if args.prepared else 'off'}")
     print(f"postgresql: {'durable (fsync, synchronous_commit on)' if args.durable else 'fsync off (test settings)'}")

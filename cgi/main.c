@@ -71,7 +71,7 @@ main(void)
 	 * committed to the event stream (docs/realtime.md). */
 	close(STDOUT_FILENO);
 	if (events_take_written() > 0 && !outbox_kick(&ap))
-		(void)outbox_drain(&ap, NULL);
+		(void)outbox_try_drain(&ap, NULL);
 	app_free(&ap);
 	return 0;
 }

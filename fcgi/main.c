@@ -183,7 +183,7 @@ main(int argc, char **argv)
 		/* The client has its answer; now move what this request
 		 * committed to the event stream (docs/realtime.md). */
 		if (events_take_written() > 0 && !outbox_kick(&ap))
-			(void)outbox_drain(&ap, NULL);
+			(void)outbox_try_drain(&ap, NULL);
 		if (stopping)
 			break;
 	}

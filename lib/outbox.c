@@ -3,6 +3,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <libpq-fe.h>
 
@@ -12,13 +13,22 @@
 #include "stream.h"
 
 #define PASS_ROWS 500
+#define HOLD_MS 1000 /* a try-drainer hands over after this long */
 
-/* One pass in its own transaction. *n gets the rows published. */
-static rerr
-pass(app *ap, arena *a, bool wait, int *n)
+static long long
+mono_ms(void)
 {
-	const char *lock[1] = { arena_printf(
-	    a, "roost.drain.%s", ap->cfg.schema) };
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* One pass in its own transaction. *held: this pass had the drain lock
+ * (and let it go when it returned); *n: the rows it published. */
+static rerr
+pass(app *ap, arena *a, bool wait, bool *held, int *n)
+{
 	const char **fields;
 	PGresult *res;
 	buf idlist = BUF_INIT;
@@ -27,27 +37,34 @@ pass(app *ap, arena *a, bool wait, int *n)
 	int rows;
 
 	*n = 0;
-	if ((e = db_ensure(ap->db)) != R_SUCCESS ||
-	    (e = db_begin(ap->db, ap->cfg.schema)) != R_SUCCESS)
+	*held = false;
+	if ((e = db_ensure(ap->db)) != R_SUCCESS)
 		return e;
-	/* Drainers take turns: one waiting here sees, once it has the lock,
-	 * every row the previous one did not publish, including rows whose
-	 * transactions committed while the previous pass ran. */
-	if (wait) {
-		if (db_query(ap->db, a, &e, "SET LOCAL lock_timeout = '5s'", 0,
-		        NULL) == NULL ||
-		    db_query(ap->db, a, &e,
-		        "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
-		        1, lock) == NULL)
-			goto out;
-	} else {
-		/* An event loop never waits: the holder publishes. */
-		res = db_query(ap->db, a, &e,
-		    "SELECT pg_try_advisory_xact_lock(hashtextextended($1, 0))",
-		    1, lock);
-		if (res == NULL || PQgetvalue(res, 0, 0)[0] != 't')
-			goto out;
-	}
+	/* One round trip: the transaction, its settings and the lock. The
+	 * schema matches [a-z_][a-z0-9_]* (tenant_schema_valid), so it
+	 * needs no quoting inside the literal. The lock is a statement of
+	 * its own, before the SELECT below, so that SELECT's snapshot
+	 * already sees every row the previous holder published.
+	 * synchronous_commit off: a pass's COMMIT only stamps published_at;
+	 * if a crash loses the stamp, the rows are published again (a
+	 * duplicate, never a gap), so it need not wait for the disk while
+	 * every other drainer waits for the lock. */
+	e = db_begin_fetch(ap->db, a, ap->cfg.schema,
+	    arena_printf(a,
+	        "SET LOCAL synchronous_commit = off; %s"
+	        "SELECT %s(hashtextextended('roost.drain.%s', 0))",
+	        wait ? "SET LOCAL lock_timeout = '5s'; " : "",
+	        wait ? "pg_advisory_xact_lock" : "pg_try_advisory_xact_lock",
+	        ap->cfg.schema),
+	    &res);
+	if (e != R_SUCCESS)
+		return e;
+	/* pg_advisory_xact_lock returns void (an empty value): either way
+	 * only a try that failed says 'f'. */
+	if (res == NULL || PQntuples(res) != 1 ||
+	    PQgetvalue(res, 0, 0)[0] == 'f')
+		goto out;
+	*held = true;
 	res = db_query(ap->db, a, &e,
 	    "SELECT id, coalesce(room_id::text, ''), coalesce(user_id::text, "
 	    "''), type, data::text, coalesce(origin_session::text, '') "
@@ -90,25 +107,58 @@ out:
 	return e;
 }
 
-static rerr
-drain(app *ap, bool wait, int *published)
+/* After the lock is let go: are rows left? A writer whose try found the
+ * lock taken had committed before it tried, so a look taken now sees its
+ * rows. */
+static bool
+pending(app *ap, arena *a)
 {
+	PGresult *res;
+	bool left;
+
+	if (db_begin_fetch(ap->db, a, ap->cfg.schema,
+	        "SELECT EXISTS (SELECT 1 FROM events "
+	        "WHERE published_at IS NULL)",
+	        &res) != R_SUCCESS)
+		return false;
+	left = res != NULL && PQntuples(res) == 1 &&
+	    PQgetvalue(res, 0, 0)[0] == 't';
+	db_rollback(ap->db);
+	return left;
+}
+
+/* Drainers hand over without waiting (wait == false): one whose try
+ * finds the lock taken leaves, and every holder, once it has let go,
+ * looks again (look) and drains what came in meanwhile. So a row is
+ * never left behind by everyone: its writer tried after committing, and
+ * the holder that turned it away looks after that. A holder stops
+ * looking after HOLD_MS even with rows left, so a worker does not become
+ * a full-time drainer under a steady load: the next writer, the relay's
+ * timer or a waiting reader takes over. A waiting drain (roostctl, a
+ * reader without a relay) still finishes every full pass: it promises
+ * that what was committed before it started is published. An event loop
+ * with a timer of its own (look == false) lets the timer look again. */
+static rerr
+drain(app *ap, bool wait, bool look, int *published)
+{
+	long long until = mono_ms() + HOLD_MS;
 	int total = 0, n;
+	bool held, again;
 	rerr e;
 
-	if (published)
-		*published = 0;
 	do {
 		arena *a = arena_new();
 
-		e = pass(ap, a, wait, &n);
-		arena_free(a);
-		if (e != R_SUCCESS) {
+		e = pass(ap, a, wait, &held, &n);
+		if (e != R_SUCCESS)
 			log_warn("outbox drain failed: %s", rerr_code(e));
-			break;
-		}
 		total += n;
-	} while (n == PASS_ROWS);
+		again = e == R_SUCCESS && held &&
+		    ((n == PASS_ROWS && (wait || !look)) ||
+		        (look && mono_ms() < until &&
+		            (n == PASS_ROWS || pending(ap, a))));
+		arena_free(a);
+	} while (again);
 	if (published)
 		*published = total;
 	return e;
@@ -117,13 +167,19 @@ drain(app *ap, bool wait, int *published)
 rerr
 outbox_drain(app *ap, int *published)
 {
-	return drain(ap, true, published);
+	return drain(ap, true, true, published);
 }
 
 rerr
 outbox_try_drain(app *ap, int *published)
 {
-	return drain(ap, false, published);
+	return drain(ap, false, true, published);
+}
+
+rerr
+outbox_timer_drain(app *ap, int *published)
+{
+	return drain(ap, false, false, published);
 }
 
 static const char kick_lua[] = "if redis.call('EXISTS', KEYS[1]) == 1 then "

@@ -22,18 +22,29 @@
 
 struct app;
 
-/* One drain of the configured tenant: repeats passes of up to 500 rows
- * until none are left. Uses its own arena and its own transactions: call
- * it when the app's connection is not inside a request's transaction.
- * *published (may be NULL) gets the number of events
- * appended. R_SUCCESS, or R_UNAVAILABLE when PostgreSQL or Redis is down
- * (nothing is marked; the next drain retries). */
+/* One drain of the configured tenant: passes of up to 500 rows, each
+ * in its own transaction under the tenant's drain lock. Uses its own
+ * arena and transactions: call it when the app's connection is not
+ * inside a request's transaction. *published (may be NULL) gets the
+ * number of events appended. R_SUCCESS, or R_UNAVAILABLE when PostgreSQL
+ * or Redis is down (nothing is marked; the next drain retries).
+ *
+ * outbox_drain waits for the lock and returns when everything committed
+ * before the call is published (roostctl, a reader without a relay). */
 rerr outbox_drain(struct app *ap, int *published);
 
-/* outbox_drain for an event loop (roost-relay): when another drainer
- * holds the lock it returns at once (R_SUCCESS, *published 0) instead of
- * waiting; that drainer publishes, and the relay's timer comes back. */
+/* For a worker after a request that wrote events: never waits for the
+ * lock. When another drainer holds it, returns at once (R_SUCCESS,
+ * *published 0): every holder looks for new rows once it has let go,
+ * and this caller's rows were committed before it tried. A holder keeps
+ * draining what came in while it held the lock, for at most a second. */
 rerr outbox_try_drain(struct app *ap, int *published);
+
+/* For an event loop with its own drain timer (roost-relay): like
+ * outbox_try_drain, but does not look again after letting go: the
+ * timer's next round does, so the loop is never held up by a steady
+ * stream of writes. */
+rerr outbox_timer_drain(struct app *ap, int *published);
 
 /* After a request that wrote events: when a relay is alive (it keeps
  * roost:{t}:relay:alive fresh), wakes it with one PUBLISH on

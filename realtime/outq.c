@@ -14,10 +14,20 @@
 /* Chunks per sendmsg. */
 #define IOV_BATCH 64
 
+struct outq_frame {
+	size_t refs;
+	size_t len;
+	char data[];
+};
+
+/* A chunk owns data[cap]; a reference node (cap 0) points at a frame's
+ * bytes or at constant ones. */
 struct outq_chunk {
 	outq_chunk *next;
-	size_t len;  /* bytes stored */
-	size_t sent; /* bytes of them written */
+	const char *bytes; /* data, a frame's data, or constant bytes */
+	outq_frame *frame; /* the reference held, or NULL */
+	size_t len;        /* bytes stored */
+	size_t sent;       /* bytes of them written */
 	size_t cap;
 	char data[];
 };
@@ -30,6 +40,11 @@ struct outq_chunk {
 #define SPARE_MAX 1024
 static outq_chunk *spare;
 static size_t n_spare;
+/* Spare reference nodes (48 bytes each): a broadcast to 10,000
+ * subscribers takes 10,000 of them and gives them back moments later. */
+#define REF_SPARE_MAX 65536
+static outq_chunk *ref_spare;
+static size_t n_ref_spare;
 
 static outq_chunk *
 chunk_new(size_t cap)
@@ -42,16 +57,34 @@ chunk_new(size_t cap)
 		n_spare--;
 		return c;
 	}
+	if (cap == 0 && ref_spare != NULL) {
+		c = ref_spare;
+		ref_spare = c->next;
+		n_ref_spare--;
+		return c;
+	}
 	c = malloc(sizeof(*c) + cap);
 	if (c == NULL)
 		abort();
 	c->cap = cap;
+	c->frame = NULL;
+	c->bytes = c->data;
 	return c;
 }
 
 static void
 chunk_free(outq_chunk *c)
 {
+	if (c->frame != NULL) {
+		outq_frame_unref(c->frame);
+		c->frame = NULL;
+	}
+	if (c->cap == 0 && n_ref_spare < REF_SPARE_MAX) {
+		c->next = ref_spare;
+		ref_spare = c;
+		n_ref_spare++;
+		return;
+	}
 	if (c->cap == CHUNK_MIN && n_spare < SPARE_MAX) {
 		c->next = spare;
 		spare = c;
@@ -71,6 +104,75 @@ outq_release_spares(void)
 		free(c);
 	}
 	n_spare = 0;
+	while (ref_spare != NULL) {
+		outq_chunk *c = ref_spare;
+
+		ref_spare = c->next;
+		free(c);
+	}
+	n_ref_spare = 0;
+}
+
+outq_frame *
+outq_frame_new(const void *p, size_t n)
+{
+	outq_frame *f = malloc(sizeof(*f) + n);
+
+	if (f == NULL)
+		abort();
+	f->refs = 1;
+	f->len = n;
+	memcpy(f->data, p, n);
+	return f;
+}
+
+void
+outq_frame_unref(outq_frame *f)
+{
+	if (f != NULL && --f->refs == 0)
+		free(f);
+}
+
+static void
+link_tail(outq *q, outq_chunk *t)
+{
+	t->next = NULL;
+	if (q->tail != NULL)
+		q->tail->next = t;
+	else
+		q->head = t;
+	q->tail = t;
+	q->pending += t->len;
+}
+
+static void
+append_ref(outq *q, const char *p, size_t n, outq_frame *f)
+{
+	outq_chunk *t;
+
+	if (n == 0)
+		return;
+	t = chunk_new(0);
+	t->bytes = p;
+	t->frame = f;
+	t->len = n;
+	t->sent = 0;
+	link_tail(q, t);
+}
+
+void
+outq_append_frame(outq *q, outq_frame *f)
+{
+	if (f->len == 0)
+		return;
+	f->refs++;
+	append_ref(q, f->data, f->len, f);
+}
+
+void
+outq_append_static(outq *q, const void *p, size_t n)
+{
+	append_ref(q, p, n, NULL);
 }
 
 void
@@ -80,24 +182,17 @@ outq_append(outq *q, const void *p, size_t n)
 
 	if (n == 0)
 		return;
-	if (t != NULL && t->cap - t->len >= n) {
+	if (t != NULL && t->cap > 0 && t->cap - t->len >= n) {
 		memcpy(t->data + t->len, p, n);
 		t->len += n;
-	} else {
-		size_t cap = n > CHUNK_MIN ? n : CHUNK_MIN;
-
-		t = chunk_new(cap);
-		t->next = NULL;
-		t->len = n;
-		t->sent = 0;
-		memcpy(t->data, p, n);
-		if (q->tail != NULL)
-			q->tail->next = t;
-		else
-			q->head = t;
-		q->tail = t;
+		q->pending += n;
+		return;
 	}
-	q->pending += n;
+	t = chunk_new(n > CHUNK_MIN ? n : CHUNK_MIN);
+	t->len = n;
+	t->sent = 0;
+	memcpy(t->data, p, n);
+	link_tail(q, t);
 }
 
 static void
@@ -130,7 +225,7 @@ outq_flush(outq *q, int fd, size_t max_bytes)
 
 			if (len > budget - want)
 				len = budget - want;
-			iov[n].iov_base = c->data + c->sent;
+			iov[n].iov_base = (void *)(c->bytes + c->sent);
 			iov[n].iov_len = len;
 			want += len;
 			n++;

@@ -2,9 +2,12 @@
  *
  * Bytes are appended into a list of heap chunks (small appends share a
  * chunk) and written with one sendmsg of many chunks when the socket
- * takes them. The queue's owner checks pending against its cap after each
- * append: a client that does not read is dropped, never waited for
- * (STYLE.md rule 7). An empty queue holds no memory.
+ * takes them. A frame that goes to many queues (a broadcast) is shared,
+ * not copied: each queue holds a reference (a small node), and the frame
+ * is freed when the last queue has written it. Constant bytes (a
+ * heartbeat) are queued by reference too. The queue's owner checks pending
+ * against its cap after each append: a client that does not read is dropped,
+ * never waited for (STYLE.md rule 7). An empty queue holds no memory.
  */
 #ifndef ROOST_OUTQ_H
 #define ROOST_OUTQ_H
@@ -12,6 +15,7 @@
 #include <stddef.h>
 
 typedef struct outq_chunk outq_chunk;
+typedef struct outq_frame outq_frame;
 
 typedef struct outq {
 	outq_chunk *head, *tail;
@@ -26,6 +30,16 @@ typedef struct outq {
 /* Copies p[0..n) to the end of the queue. Allocation failure aborts. */
 void outq_append(outq *q, const void *p, size_t n);
 
+/* A frame of p[0..n) with one reference, the caller's. */
+outq_frame *outq_frame_new(const void *p, size_t n);
+/* Drops a reference; the last one frees the frame. */
+void outq_frame_unref(outq_frame *f);
+/* Queues the frame's bytes by reference (the queue takes its own). */
+void outq_append_frame(outq *q, outq_frame *f);
+/* Queues p[0..n) by reference: the bytes must outlive the queue (a
+ * string constant). */
+void outq_append_static(outq *q, const void *p, size_t n);
+
 /* Writes queued bytes to the non-blocking socket fd, at most max_bytes in
  * this call. Returns 0 when the queue is empty, 1 when bytes remain (the
  * socket is full or max_bytes was reached: wait until it is writable), -1
@@ -36,7 +50,8 @@ int outq_flush(outq *q, int fd, size_t max_bytes);
  * for reuse, at most 4 MiB in all). */
 void outq_clear(outq *q);
 
-/* Frees the chunks kept for reuse (at exit, so leak checks stay quiet). */
+/* Frees the chunks and nodes kept for reuse (at exit, so leak checks stay
+ * quiet). */
 void outq_release_spares(void);
 
 #endif

@@ -127,6 +127,7 @@ typedef struct redis_target {
 /* A stream entry formatted once for all its subscribers. */
 typedef struct frames {
 	buf sse, json;
+	outq_frame *sse_frame; /* sse, shared by the queues it is on */
 	bool have_sse, have_json;
 } frames;
 
@@ -281,37 +282,15 @@ mark_resume(conn *c)
 	r->resume = c;
 }
 
-/* Queues bytes for c. capped: live traffic, which a client that does not
- * read must not pile up (the first answer is exempt: its size is bounded
- * by the handler). */
+/* After bytes were queued for c. capped: live traffic, which a client
+ * that does not read must not pile up (the first answer is exempt: its
+ * size is bounded by the handler). The queue is written once per loop
+ * turn (before_sleep): a burst of events leaves in one sendmsg. */
 static void
-conn_send(conn *c, const void *p, size_t n, bool capped)
+queued(conn *c, bool capped)
 {
 	relay *r = c->r;
 
-	if (c->closing || n == 0)
-		return;
-	if (c->out.pending == 0) {
-		/* Nothing queued: hand it to the kernel now. A broadcast then
-		 * allocates nothing for the many sockets that take it whole
-		 * (a heartbeat to 15,000 streams queued 60 MiB of chunks). */
-		ssize_t w;
-
-		do
-			w = send(c->fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
-		while (w < 0 && errno == EINTR);
-		if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
-			conn_close(c);
-			return;
-		}
-		if (w > 0) {
-			p = (const char *)p + w;
-			n -= (size_t)w;
-		}
-		if (n == 0)
-			return;
-	}
-	outq_append(&c->out, p, n);
 	/* Over the cap, first see whether the socket takes it now: the cap
 	 * is for what a client leaves unread, not for a burst. */
 	if (capped && c->out.pending > r->max_output &&
@@ -328,6 +307,45 @@ conn_send(conn *c, const void *p, size_t n, bool capped)
 		return;
 	}
 	want_flush(c);
+}
+
+/* Queues a copy of p[0..n). */
+static void
+conn_send(conn *c, const void *p, size_t n, bool capped)
+{
+	if (c->closing || n == 0)
+		return;
+	outq_append(&c->out, p, n);
+	queued(c, capped);
+}
+
+/* Queues a shared frame (a broadcast: nothing copied per subscriber). */
+static void
+conn_send_frame(conn *c, outq_frame *f, bool capped)
+{
+	if (c->closing)
+		return;
+	outq_append_frame(&c->out, f);
+	queued(c, capped);
+}
+
+/* Queues constant bytes by reference. */
+static void
+conn_send_static(conn *c, const char *p, size_t n, bool capped)
+{
+	if (c->closing || n == 0)
+		return;
+	outq_append_static(&c->out, p, n);
+	queued(c, capped);
+}
+
+/* Forgets the formatted frames of the previous entry. */
+static void
+frames_reset(frames *fr)
+{
+	fr->have_sse = fr->have_json = false;
+	outq_frame_unref(fr->sse_frame);
+	fr->sse_frame = NULL;
 }
 
 /* ------------------------------------------------------ the index */
@@ -567,7 +585,8 @@ resync_conn(conn *c)
 		return;
 	c->sub_done = true;
 	if (c->state == C_SSE) {
-		conn_send(c, RESYNC_FRAME, sizeof(RESYNC_FRAME) - 1, false);
+		conn_send_static(
+		    c, RESYNC_FRAME, sizeof(RESYNC_FRAME) - 1, false);
 		c->close_after_write = true;
 		want_flush(c);
 	} else {
@@ -603,9 +622,11 @@ consider(conn *c, const stream_entry *e, frames *fr)
 		if (!fr->have_sse) {
 			buf_reset(&fr->sse);
 			stream_format_sse(&fr->sse, e);
+			fr->sse_frame =
+			    outq_frame_new(fr->sse.data, fr->sse.len);
 			fr->have_sse = true;
 		}
-		conn_send(c, fr->sse.data, fr->sse.len, true);
+		conn_send_frame(c, fr->sse_frame, true);
 	} else if (yes) {
 		if (!fr->have_json) {
 			buf_reset(&fr->json);
@@ -683,7 +704,7 @@ deliver_entry(relay *r, const stream_entry *e)
 	uint64_t gen = ++r->visit_gen;
 	frames *fr = &r->fr;
 
-	fr->have_sse = fr->have_json = false;
+	frames_reset(fr);
 	if (e->room_id == 0 && e->user_id == 0) {
 		/* For the whole tenant. */
 		for (conn *c = r->conns; c != NULL; c = c->next)
@@ -823,7 +844,7 @@ catch_up(relay *r, conn *c)
 			return;
 		}
 		for (size_t k = 0; k < b.n; k++) {
-			r->fr.have_sse = r->fr.have_json = false;
+			frames_reset(&r->fr);
 			consider(c, &b.v[k], &r->fr);
 		}
 		/* Past entries it could not parse, too. */
@@ -854,9 +875,11 @@ visit_ephemeral(conn *c, const stream_ephemeral *ev, frames *fr, uint64_t gen)
 		if (!fr->have_sse) {
 			buf_reset(&fr->sse);
 			stream_format_sse_ephemeral(&fr->sse, ev);
+			fr->sse_frame =
+			    outq_frame_new(fr->sse.data, fr->sse.len);
 			fr->have_sse = true;
 		}
-		conn_send(c, fr->sse.data, fr->sse.len, true);
+		conn_send_frame(c, fr->sse_frame, true);
 	} else {
 		if (c->lp_n++ > 0)
 			buf_putc(&c->lp, ',');
@@ -871,7 +894,7 @@ on_ephemeral(relay *r, const char *msg, size_t len)
 	stream_ephemeral ev;
 	uint64_t gen = ++r->visit_gen;
 
-	r->fr.have_sse = r->fr.have_json = false;
+	frames_reset(&r->fr);
 	if (!stream_parse_ephemeral(r->ap.arena, msg, len, &ev)) {
 		arena_reset(r->ap.arena);
 		return;
@@ -1643,7 +1666,7 @@ static void
 run_drain(relay *r)
 {
 	int published = 0;
-	rerr e = outbox_try_drain(&r->ap, &published);
+	rerr e = outbox_timer_drain(&r->ap, &published);
 
 	r->drain = false;
 	if (e == R_SUCCESS) {
@@ -1665,7 +1688,7 @@ heartbeat(relay *r)
 {
 	for (conn *c = r->conns; c != NULL; c = c->next)
 		if (c->state == C_SSE && !c->closing && !c->sub_done)
-			conn_send(c, HEARTBEAT_FRAME,
+			conn_send_static(c, HEARTBEAT_FRAME,
 			    sizeof(HEARTBEAT_FRAME) - 1, true);
 }
 
@@ -2001,6 +2024,7 @@ teardown(relay *r)
 	ae_free(r->loop);
 	subidx_free(r->by_room);
 	subidx_free(r->by_user);
+	frames_reset(&r->fr);
 	buf_free(&r->fr.sse);
 	buf_free(&r->fr.json);
 	free(r->rt.host);
@@ -2071,7 +2095,7 @@ relay_run(const relay_opts *o)
 	ae_set_before_sleep(r->loop, before_sleep, r);
 
 	/* Whatever workers left unpublished, then the end of the stream. */
-	(void)outbox_try_drain(&r->ap, NULL);
+	(void)outbox_timer_drain(&r->ap, NULL);
 	(void)ensure_head(r);
 	r->sub_backoff_ms = SUB_BACKOFF_MIN_MS;
 	sub_connect(r);

@@ -218,7 +218,7 @@ chores(req_ctx *c, long long *next)
 
 	if (now < *next)
 		return;
-	(void)outbox_drain(c->app, NULL);
+	(void)outbox_try_drain(c->app, NULL);
 	(void)presence_sweep(c->app, NULL);
 	*next = now + 1000;
 }

@@ -207,6 +207,95 @@ test_outq(void)
 	free(back);
 }
 
+/* Reads what fd has until want bytes came or nothing more does. */
+static size_t
+read_all(int fd, char *to, size_t want)
+{
+	size_t got = 0;
+
+	while (got < want) {
+		ssize_t n = read(fd, to + got, want - got);
+
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+	}
+	return got;
+}
+
+static void
+test_outq_shared(void)
+{
+	static const char hb[] = ": hb\n\n";
+	outq q1 = OUTQ_INIT, q2 = OUTQ_INIT;
+	char frame_bytes[700], want[800], back[1600];
+	outq_frame *f;
+	size_t wn = 0;
+	int a[2], b[2];
+
+	ok(socketpair(AF_UNIX, SOCK_STREAM, 0, a) == 0 &&
+	        socketpair(AF_UNIX, SOCK_STREAM, 0, b) == 0,
+	    "socketpairs");
+	for (size_t i = 0; i < sizeof(frame_bytes); i++)
+		frame_bytes[i] = (char)('a' + i % 26);
+	f = outq_frame_new(frame_bytes, sizeof(frame_bytes));
+	/* q1: copy, frame, static, copy; q2: the frame alone. A copy after a
+	 * reference gets a chunk of its own (it must not write into the
+	 * frame). */
+	outq_append(&q1, "head", 4);
+	outq_append_frame(&q1, f);
+	outq_append_static(&q1, hb, sizeof(hb) - 1);
+	outq_append(&q1, "tail", 4);
+	outq_append_frame(&q2, f);
+	outq_frame_unref(f); /* the queues hold it now */
+	memcpy(want, "head", 4);
+	wn = 4;
+	memcpy(want + wn, frame_bytes, sizeof(frame_bytes));
+	wn += sizeof(frame_bytes);
+	memcpy(want + wn, hb, sizeof(hb) - 1);
+	wn += sizeof(hb) - 1;
+	memcpy(want + wn, "tail", 4);
+	wn += 4;
+	is_int(q1.pending, wn, "q1 counts every byte, shared or not");
+	is_int(q2.pending, sizeof(frame_bytes), "q2 counts the frame");
+
+	is_int(outq_flush(&q1, a[0], 1 << 20), 0, "q1 written");
+	ok(read_all(a[1], back, wn) == wn && memcmp(back, want, wn) == 0,
+	    "q1's bytes in order");
+	/* q1 let go of its reference: q2's is still good (ASan would see a
+	 * use after free here), and the last one frees the frame (LSan would
+	 * see a leak). */
+	is_int(outq_flush(&q2, b[0], 1 << 20), 0, "q2 written after q1");
+	ok(read_all(b[1], back, sizeof(frame_bytes)) == sizeof(frame_bytes) &&
+	        memcmp(back, frame_bytes, sizeof(frame_bytes)) == 0,
+	    "q2 has the frame intact");
+
+	/* Cleared before writing: the reference goes too. */
+	f = outq_frame_new("x", 1);
+	outq_append_frame(&q1, f);
+	outq_frame_unref(f);
+	outq_clear(&q1);
+	ok(q1.head == NULL && q1.pending == 0, "clear drops references");
+
+	/* A partial write keeps its place inside a shared frame. */
+	f = outq_frame_new(frame_bytes, sizeof(frame_bytes));
+	outq_append_frame(&q1, f);
+	outq_append_frame(&q1, f);
+	outq_frame_unref(f);
+	is_int(outq_flush(&q1, a[0], 500), 1, "a budget stops inside a frame");
+	is_int(outq_flush(&q1, a[0], 1 << 20), 0, "the rest goes");
+	ok(read_all(a[1], back, 2 * sizeof(frame_bytes)) ==
+	            2 * sizeof(frame_bytes) &&
+	        memcmp(back, frame_bytes, sizeof(frame_bytes)) == 0 &&
+	        memcmp(back + sizeof(frame_bytes), frame_bytes,
+	            sizeof(frame_bytes)) == 0,
+	    "both copies arrive whole");
+	close(a[0]);
+	close(a[1]);
+	close(b[0]);
+	close(b[1]);
+}
+
 /* -------------------------------------------------------------- subidx */
 
 typedef struct owner {
@@ -271,6 +360,8 @@ main(void)
 {
 	test_ae();
 	test_outq();
+	test_outq_shared();
+	outq_release_spares();
 	test_subidx();
 	return tap_done();
 }
