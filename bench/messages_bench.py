@@ -107,7 +107,7 @@ end
 WRK_GET_LUA = r"""
 local token = "{TOKEN}"
 function request()
-  return wrk.format("GET", "/api/v1/me", {["Authorization"] = "Bearer " .. token})
+  return wrk.format("GET", "{PATH}", {["Authorization"] = "Bearer " .. token})
 end
 function done(summary, latency, requests)
   io.write(string.format("WRKRESULT requests=%d duration_us=%d p50_us=%d p99_us=%d non2xx=%d\n",
@@ -223,12 +223,13 @@ def print_pg_stats(stack, sends):
         print(f"  {int(c):9d} {float(e):10.1f} {float(pl):10.1f}  {q}")
 
 
-def bench_get_me(stack, admin, args, wrk):
-    """Baseline: an authenticated GET that touches one row, same connections."""
+def bench_get_me(stack, admin, args, wrk, path="/api/v1/me"):
+    """Baselines on the same connections: GET /me (auth and one row), GET /health (no auth, a
+    SELECT 1 and a Redis PING: the floor of any request that reaches both backends)."""
     with tempfile.TemporaryDirectory() as d:
         script = os.path.join(d, "me.lua")
         with open(script, "w") as f:
-            f.write(WRK_GET_LUA.replace("{TOKEN}", admin))
+            f.write(WRK_GET_LUA.replace("{TOKEN}", admin).replace("{PATH}", path))
         secs = max(3, args.seconds // 2)
         p = subprocess.run([wrk, "-t", str(args.clients), "-c", str(args.clients), "-d", f"{secs}s",
                             "-s", script, stack.url("/")], capture_output=True, text=True, timeout=secs + 60)
@@ -315,6 +316,10 @@ def main():
     ap.add_argument("--durable", action="store_true",
                     help="PostgreSQL with fsync and synchronous_commit on, as in production "
                          "(the default runs with them off, like the tests)")
+    ap.add_argument("--no-relay", action="store_true",
+                    help="no roost-relay: each worker drains the outbox after its writes (the "
+                         "fallback for hosts without a daemon); by default the relay runs, as "
+                         "with ./roost up, and workers only wake it")
     ap.add_argument("--pg-stats", action="store_true",
                     help="load pg_stat_statements and print where PostgreSQL's time goes per send")
     args = ap.parse_args()
@@ -329,8 +334,9 @@ def main():
     if args.pg_stats:
         env["ROOST_PG_CONF_EXTRA"] = ("shared_preload_libraries = 'pg_stat_statements'\n"
                                       "pg_stat_statements.track = all\npg_stat_statements.track_planning = on")
-    stack = Stack(workers=args.workers, env=env)
-    print(f"workers: {args.workers}, prepared statements: {'on' if args.prepared else 'off'}")
+    stack = Stack(workers=args.workers, env=env, relay=not args.no_relay)
+    print(f"workers: {args.workers}, prepared statements: {'on' if args.prepared else 'off'}, "
+          f"relay: {'no (workers drain the outbox)' if args.no_relay else 'yes (it drains the outbox)'}")
     print(f"postgresql: {'durable (fsync, synchronous_commit on)' if args.durable else 'fsync off (test settings)'}")
     try:
         email, password = api.make_admin(stack)
@@ -350,6 +356,7 @@ def main():
         print()
         print(f"   (baseline: GET /api/v1/me with wrk, {args.clients} clients)")
         me = bench_get_me(stack, admin, args, wrk)
+        floor = bench_get_me(stack, admin, args, wrk, "/api/v1/health")
         print()
         print(f"3. Room list: GET /api/v1/rooms for a user in {args.rooms} rooms, all with unread messages")
         rl = bench_room_list(stack, admin, args)
@@ -377,6 +384,9 @@ def main():
         print(f"baseline GET /api/v1/me (auth + one row), {args.clients} connections: {me['rate']:.1f} requests/s, "
               f"p50 {ms(me['p50_us']).strip()}, p99 {ms(me['p99_us']).strip()}")
         print(f"  send path / GET /me: {s['rate'] / me['rate']:.2f}x")
+        print(f"floor GET /api/v1/health (no auth; SELECT 1 + Redis PING), {args.clients} connections: "
+              f"{floor['rate']:.1f} requests/s, p50 {ms(floor['p50_us']).strip()}: "
+              f"{floor['rate'] / pg['tps']:.2f}x of a raw insert")
         print(f"GET /api/v1/rooms, {rl['rooms']} rooms in the answer ({rl['bytes'] // 1024} KiB), "
               f"{rl['n']} requests on one connection:")
         print(f"  latency  p50 {ms(rl['p50'])}   p99 {ms(rl['p99'])}   mean {ms(rl['mean'])}")

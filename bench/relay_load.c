@@ -1,6 +1,6 @@
 /* relay_load: a load client for roost-relay, driven by bench/relay_load.py.
  *
- *   relay_load recv -p PORT -f TOKENS -n N [-o OFFSET] [-P PROCS]
+ *   relay_load recv -p PORT|-U PATH -f TOKENS -n N [-o OFFSET] [-P PROCS]
  *                   [-W WINDOW] [-a SRC] [-D CONNECT_S] [-T LIMIT_S]
  *   relay_load post -p PORT -f TOKENS -r ROOM -n COUNT [-R RATE] [-C CONNS]
  *                   [-q SEQ0] [-T LIMIT_S]
@@ -12,7 +12,9 @@
  * 20,000 per process), each an epoll loop over non-blocking sockets with at
  * most WINDOW opening requests outstanding. Process p binds its sockets to
  * 127.0.0.(SRC+p) (IP_BIND_ADDRESS_NO_PORT): one source address has only
- * ~28,000 ephemeral ports towards one destination. Every frame is parsed
+ * ~28,000 ephemeral ports towards one destination. -U PATH connects to
+ * the relay's unix socket instead (ROOST_RELAY_LISTEN=/path: the relay
+ * behind a web server on the same host). Every frame is parsed
  * just enough: its event type, and for message.created the marker
  * "rlb <seq> <CLOCK_REALTIME ns at send>" that `post` puts in the content;
  * the arrival time (CLOCK_REALTIME right after recv()) minus that stamp is
@@ -57,6 +59,7 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -390,6 +393,7 @@ typedef struct msg_head {
 
 typedef struct rworker {
 	int idx, port, window, ep, ctl_in, res_out;
+	const char *unix_path; /* -U, else NULL: TCP to 127.0.0.1:port */
 	uint32_t src;
 	size_t n, next, in_flight, done;
 	char **tokens;
@@ -655,6 +659,22 @@ c_start(rworker *w, size_t i)
 
 	c->state = RC_CONNECTING;
 	w->in_flight++;
+	if (w->unix_path != NULL) {
+		struct sockaddr_un un = { .sun_family = AF_UNIX };
+
+		memcpy(un.sun_path, w->unix_path, strlen(w->unix_path) + 1);
+		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		c->fd = fd;
+		if (fd < 0 ||
+		    (connect(fd, (struct sockaddr *)&un, sizeof(un)) != 0 &&
+		        errno != EINPROGRESS)) {
+			const char *why = strerror(errno);
+
+			c_fail(w, c, why, strlen(why));
+			return;
+		}
+		goto watch;
+	}
 	fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
 		c->fd = -1;
@@ -675,6 +695,7 @@ c_start(rworker *w, size_t i)
 		c_fail(w, c, why, strlen(why));
 		return;
 	}
+watch:
 	ev.data.u64 = i;
 	if (epoll_ctl(w->ep, EPOLL_CTL_ADD, fd, &ev) != 0) {
 		const char *why = strerror(errno);
@@ -1086,15 +1107,16 @@ cmd_recv(int argc, char **argv)
 {
 	long long port = 0, n = 0, offset = 0, procs = 0, window = 128;
 	long long src = 10, connect_s = 180, limit = 900;
-	const char *tokfile = NULL;
+	const char *tokfile = NULL, *unix_path = NULL;
 	char **tokens, line[256];
 	size_t ntokens;
 	merged m = { 0 };
 	int opt;
 
-	while ((opt = getopt(argc, argv, "p:f:n:o:P:W:a:D:T:")) != -1) {
+	while ((opt = getopt(argc, argv, "p:U:f:n:o:P:W:a:D:T:")) != -1) {
 		switch (opt) {
 		case 'p': port = num_arg(optarg, "-p", 1, 65535); break;
+		case 'U': unix_path = optarg; break;
 		case 'f': tokfile = optarg; break;
 		case 'n': n = num_arg(optarg, "-n", 1, 300000); break;
 		case 'o': offset = num_arg(optarg, "-o", 0, 10000000); break;
@@ -1106,8 +1128,11 @@ cmd_recv(int argc, char **argv)
 		default: die("recv: bad option (see the top of relay_load.c)");
 		}
 	}
-	if (port == 0 || n == 0 || tokfile == NULL)
-		die("recv needs -p PORT -f TOKENS -n N");
+	if ((port == 0 && unix_path == NULL) || n == 0 || tokfile == NULL)
+		die("recv needs -p PORT or -U PATH, -f TOKENS, -n N");
+	if (unix_path != NULL &&
+	    strlen(unix_path) >= sizeof(((struct sockaddr_un *)0)->sun_path))
+		die("-U: the path is too long for a unix socket");
 	if (procs == 0)
 		procs = (n + PER_PROC_DEFAULT - 1) / PER_PROC_DEFAULT;
 	if ((n + procs - 1) / procs > PER_PROC_MAX)
@@ -1148,6 +1173,7 @@ cmd_recv(int argc, char **argv)
 			close(res[0]);
 			w.idx = p;
 			w.port = (int)port;
+			w.unix_path = unix_path;
 			w.window = (int)window;
 			w.ctl_in = ctl[0];
 			w.res_out = res[1];

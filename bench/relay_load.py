@@ -48,13 +48,14 @@ and says which; that is reported, not worked around.
 
 Usage: bench/relay_load.py [--idle 10000,30000] [--fanout-members 10000]
         [--rate-members 1000] [--rate 500] [--rate-secs 10] [--relays 2]
-        [--workers 4] [--skip idle,fanout,sat,rate] [--hold 20] [--trim-check]"""
+        [--workers 4] [--unix] [--skip idle,fanout,sat,rate] [--hold 20] [--trim-check]"""
 import argparse
 import json
 import os
 import queue
 import resource
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -166,10 +167,10 @@ class Recv:
     """One `relay_load recv`: N streams over several processes; commands
     and JSON answers over its stdin/stdout."""
 
-    def __init__(self, port, tokfile, n, offset, src, limit, procs=None):
+    def __init__(self, port, tokfile, n, offset, src, limit, procs=None, path=None):
         self.n = n
         procs = procs or max(1, -(-n // PER_PROC))
-        cmd = [LOAD_BIN, "recv", "-p", str(port), "-f", tokfile, "-n", str(n), "-o", str(offset),
+        cmd = [LOAD_BIN, "recv", *(["-U", path] if path else ["-p", str(port)]), "-f", tokfile, "-n", str(n), "-o", str(offset),
                "-P", str(procs), "-a", str(src), "-T", str(int(limit)), "-D", "300"]
         self.p = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
         self.lines = queue.Queue()
@@ -339,16 +340,35 @@ def write_tokens(path, tokens):
     return path
 
 
+def unix_request(path, req):
+    """One request on a unix socket; the whole answer."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as so:
+        so.settimeout(2)
+        so.connect(path)
+        so.sendall(req)
+        data = b""
+        while True:
+            chunk = so.recv(65536)
+            if not chunk:
+                return data
+            data += chunk
+
+
 class Relay:
     """roost-relay -w N on a free port with the stack's environment."""
 
-    def __init__(self, stack, workers):
+    def __init__(self, stack, workers, unix=False):
         self.port = free_port()
+        # --unix: the relay on a unix socket, as behind a web server on the same host
+        self.path = os.path.join(stack.dir, "run", "relay-load.sock") if unix else None
         self.log = os.path.join(stack.dir, "log", "relay-load.log")
         env = stack.env()
         env["ROOST_LOG_LEVEL"] = "warn"
+        if self.path:
+            os.makedirs(os.path.dirname(self.path), exist_ok=True)
         with open(self.log, "ab") as lf:
-            self.proc = subprocess.Popen([RELAY_BIN, "-w", str(workers), "-l", f"127.0.0.1:{self.port}"],
+            self.proc = subprocess.Popen([RELAY_BIN, "-w", str(workers),
+                                          "-l", self.path or f"127.0.0.1:{self.port}"],
                                          env=env, stdin=subprocess.DEVNULL, stdout=lf, stderr=lf,
                                          cwd=stack.dir, start_new_session=True)
 
@@ -356,12 +376,15 @@ class Relay:
             if self.proc.poll() is not None:
                 raise SystemExit(f"roost-relay -w {workers} exited ({self.proc.returncode}): "
                                  f"{open(self.log, errors='replace').read()[-1500:]}")
+            req = b"GET /relay/health HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
             try:
-                st, _, _ = raw_request(self.port, b"GET /relay/health HTTP/1.1\r\nHost: t\r\n"
-                                                  b"Connection: close\r\n\r\n", timeout=2)
+                if self.path:
+                    ok = unix_request(self.path, req).startswith(b"HTTP/1.1 200")
+                else:
+                    ok = raw_request(self.port, req, timeout=2)[0] == 200
             except OSError:
                 return False
-            return st == 200 and len(self.workers()) == workers
+            return ok and len(self.workers()) == workers
         wait_until(up, timeout=20, interval=0.1, what="roost-relay -w")
         self.worker_pids = self.workers()
 
@@ -420,7 +443,7 @@ class Bench:
         return max(30, self.t_end - time.monotonic())
 
     def recv(self, key, n, offset, src, procs=None):
-        rc = Recv(self.relay.port, self.files[key], n, offset, src, self.left(), procs)
+        rc = Recv(self.relay.port, self.files[key], n, offset, src, self.left(), procs, self.relay.path)
         self.clients.append(rc)
         return rc
 
@@ -751,6 +774,9 @@ def main():
     ap.add_argument("--rate-secs", type=float, default=10)
     ap.add_argument("--post-conns", type=int, default=32)
     ap.add_argument("--relays", type=int, default=2, help="roost-relay -w N")
+    ap.add_argument("--unix", action="store_true",
+                    help="streams over the relay's unix socket (as behind a web server on the same "
+                         "host) instead of TCP on 127.0.0.1")
     ap.add_argument("--workers", type=int, default=4, help="roost.fcgi workers")
     ap.add_argument("--hold", type=float, default=20, help="seconds to hold the idle streams (> heartbeat)")
     ap.add_argument("--trim-check", action="store_true",
@@ -816,10 +842,11 @@ def main():
         if st != 200:
             raise SystemExit(f"a token signed here is refused: GET /me {st} {body!r}")
         stack.relay_stop()
-        relay = Relay(stack, args.relays)
+        relay = Relay(stack, args.relays, unix=args.unix)
         counts = {"idle": n_idle, "fan": n_fan, "rate": n_rate}
         log(f"setup: {sum(c for _, c in groups):,} users with sessions, rooms and tokens by SQL in "
-            f"{time.monotonic() - t_setup:.1f} s; roost-relay -w {args.relays} on port {relay.port} "
+            f"{time.monotonic() - t_setup:.1f} s; roost-relay -w {args.relays} on "
+            f"{'unix socket ' + relay.path if relay.path else 'port ' + str(relay.port)} "
             f"(pids {relay.pids()}), {args.workers} roost.fcgi workers, lighttpd on {stack.port}")
         b = Bench(args, stack, relay, files, rooms, counts)
         if n_idle:
