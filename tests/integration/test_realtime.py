@@ -1074,6 +1074,31 @@ def committed_event_reaches_stream_without_its_worker():
     assert len(got) == 1, f"fallback: the reader did not drain the orphaned event: {r.events}"
 
 
+@rt_test
+def concurrent_writers_hand_the_drain_over_without_leaving_rows():
+    """Without a relay, writers only try the drain lock and every holder
+    looks again after letting go; with one, writers kick it and it drains
+    (docs/realtime.md). Either way, under concurrent sends nothing may stay
+    unpublished once the writes stop, with nobody reading."""
+    a, at = user()
+    rooms = [api.create_room(stack, at) for _ in range(8)]
+    time.sleep(2.5)  # no stream of an earlier test is still held by a worker
+    per = post_many(at, rooms, 240)
+    t_end = time.monotonic()
+    left = None
+    while time.monotonic() - t_end < 0.6:
+        left = int(api.sql(stack, "SELECT count(*) FROM events WHERE published_at IS NULL"))
+        if left == 0:
+            break
+        time.sleep(0.05)
+    assert left == 0, f"{left} events left unpublished 0.6 s after the last send"
+    ids = {m for v in per.values() for m in v}
+    schema = stack.env_vars.get("ROOST_SCHEMA", "roost")
+    raw = stack.redis_cli("XRANGE", f"roost:{{{schema}}}:events", "-", "+")
+    missing = [m for m in ids if f'"id":{m},' not in raw.replace(" ", "")]
+    assert not missing, f"{len(missing)} of {len(ids)} messages are not in the stream"
+
+
 # ------------------------------------------------------------------ Redis restart (last: it wipes Redis)
 
 @rt_test
