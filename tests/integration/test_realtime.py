@@ -1099,6 +1099,65 @@ def concurrent_writers_hand_the_drain_over_without_leaving_rows():
     assert not missing, f"{len(missing)} of {len(ids)} messages are not in the stream"
 
 
+@rt_test
+def holder_drains_what_writers_it_turned_away_committed():
+    """The handover, made deterministic: a drainer is held inside its pass
+    (its UPDATE waits on a row lock we hold) while another send commits;
+    that writer's try finds the lock taken and leaves. Once the holder lets
+    go it must look again and publish that send, with nobody else draining
+    (docs/realtime.md). The third send goes through roost.cgi: lighttpd
+    would hand it to the worker that just answered, the one stuck in its
+    drain."""
+    if RELAY:
+        raise Skip("relay mode: workers kick the relay; this is the workers' own handover")
+    a, at = user()
+    room = api.create_room(stack, at)
+    time.sleep(2.5)  # no stream of an earlier test is still held by a worker
+    schema = stack.env_vars.get("ROOST_SCHEMA", "roost")
+    drain_lock, row_lock = api.SqlSession(stack), api.SqlSession(stack)
+
+    def unpublished(msg_id):
+        return api.sql(stack, "SELECT published_at IS NULL FROM events WHERE type = 'message.created' "
+                              f"AND (data->>'id')::bigint = {msg_id}")
+    try:
+        # 1. With the drain lock taken, m1's writer cannot drain it.
+        drain_lock.query("BEGIN")
+        drain_lock.query(f"SELECT pg_advisory_xact_lock(hashtextextended('roost.drain.{schema}', 0))")
+        m1 = send(at, room["id"], "handover one")
+        time.sleep(0.3)
+        assert unpublished(m1["id"]) == "t", "precondition: m1's writer found the lock taken"
+        # 2. Hold m1's outbox row, then let the drain lock go.
+        row_lock.query("BEGIN")
+        row_lock.query("SELECT id FROM events WHERE type = 'message.created' "
+                       f"AND (data->>'id')::bigint = {m1['id']} FOR UPDATE")
+        drain_lock.query("COMMIT")
+        # 3. m2's writer takes the lock, publishes m1 and m2, and waits in
+        #    its UPDATE on our row lock, holding the drain lock.
+        send(at, room["id"], "handover two")
+        wait_until(lambda: api.sql(stack, "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = "
+                                          "'Lock' AND query LIKE 'UPDATE events SET published_at%'") == "1",
+                   timeout=5, what="a drainer stuck in its UPDATE")
+        # 4. m3's writer is turned away (roost.cgi returns once it tried).
+        st, _, m3 = api.cgi_request(stack, "POST", f"/rooms/{room['id']}/messages",
+                                    {"type": "text", "content": "handover three"}, token=at)
+        assert st == 201, (st, m3)
+        assert unpublished(m3["id"]) == "t", "precondition: m3's writer found the lock taken"
+        # 5. The holder goes on; it must come back for m3.
+        row_lock.query("COMMIT")
+        wait_until(lambda: unpublished(m3["id"]) == "f", timeout=3,
+                   what="the holder to publish what came in while it held the lock")
+        raw = stack.redis_cli("XRANGE", f"roost:{{{schema}}}:events", "-", "+")
+        assert "handover three" in raw, "m3 is stamped but not in the stream"
+    finally:
+        for sess in (drain_lock, row_lock):
+            try:
+                sess.query("ROLLBACK")
+            except AssertionError:
+                pass
+            sess.p.stdin.close()
+            sess.p.wait(timeout=10)
+
+
 # ------------------------------------------------------------------ Redis restart (last: it wipes Redis)
 
 @rt_test
