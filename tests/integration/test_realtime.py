@@ -29,6 +29,10 @@ What is checked (DESIGN.md, Realtime):
    served (the contract: workers drain after sending each response), and
    within ~2 s while a worker is waiting for a client (waiting workers
    drain once a second).
+   The drain's own promises: concurrent writers leave nothing unpublished;
+   a holder drains what writers it turned away committed (made
+   deterministic with a row lock); a stamp lost after the append gives
+   duplicates, never a gap.
 Plus: SSE headers, format and heartbeats (ROOST_SSE_HEARTBEAT_S=1), the
 fallback closing SSE after ROOST_SSE_MAX_S, long-poll semantics and
 validation, auth (401s, cookie, single-use tickets only on this route),
@@ -1156,6 +1160,64 @@ def holder_drains_what_writers_it_turned_away_committed():
                 pass
             sess.p.stdin.close()
             sess.p.wait(timeout=10)
+
+
+@rt_test
+def lost_stamp_after_publish_gives_duplicates_never_a_gap():
+    """A drain pass appends to the stream, then its stamping transaction is
+    lost (its backend killed while the UPDATE waits on a row lock we hold).
+    The rows stay unpublished, the next pass appends them again: a reader
+    resuming from before them gets each message, some twice, none missing
+    (docs/realtime.md)."""
+    if RELAY:
+        raise Skip("relay mode: the relay drains; the workers' pass is the one provoked here")
+    a, at = user()
+    room = api.create_room(stack, at)
+    time.sleep(2.5)  # no stream of an earlier test is still held by a worker
+    cur = event_cursor(at)
+    schema = stack.env_vars.get("ROOST_SCHEMA", "roost")
+    drain_lock, row_lock = api.SqlSession(stack), api.SqlSession(stack)
+    try:
+        drain_lock.query("BEGIN")
+        drain_lock.query(f"SELECT pg_advisory_xact_lock(hashtextextended('roost.drain.{schema}', 0))")
+        m1 = send(at, room["id"], "stamp lost one")
+        row_lock.query("BEGIN")
+        row_lock.query("SELECT id FROM events WHERE type = 'message.created' "
+                       f"AND (data->>'id')::bigint = {m1['id']} FOR UPDATE")
+        drain_lock.query("COMMIT")
+        m2 = send(at, room["id"], "stamp lost two")
+        stuck = wait_until(lambda: api.sql(stack, "SELECT pid FROM pg_stat_activity WHERE wait_event_type = "
+                                                  "'Lock' AND query LIKE 'UPDATE events SET published_at%'"),
+                           timeout=5, what="a drainer stuck in its UPDATE")
+        raw = stack.redis_cli("XRANGE", f"roost:{{{schema}}}:events", "-", "+")
+        assert "stamp lost one" in raw and "stamp lost two" in raw, "precondition: appended before the stamp"
+        # The stamp is lost: its backend dies before COMMIT.
+        assert api.sql(stack, f"SELECT pg_terminate_backend({stuck})") == "t"
+        row_lock.query("COMMIT")
+        left = api.sql(stack, "SELECT count(*) FROM events WHERE type = 'message.created' AND published_at IS NULL "
+                              f"AND (data->>'id')::bigint IN ({m1['id']}, {m2['id']})")
+        assert left == "2", f"precondition: both stamps lost ({left} left unpublished)"
+    finally:
+        for sess in (drain_lock, row_lock):
+            try:
+                sess.query("ROLLBACK")
+            except AssertionError:
+                pass
+            sess.p.stdin.close()
+            sess.p.wait(timeout=10)
+    # The next write's drain appends both again, then m3.
+    m3 = send(at, room["id"], "stamp lost three")
+    wait_until(lambda: api.sql(stack, "SELECT count(*) FROM events WHERE published_at IS NULL") == "0",
+               timeout=5, what="the next drain")
+    r = lp(at, cur, timeout=0)
+    assert r.status == 200, r
+    got = [ev_data(e)["id"] for e in r.events if ev_type(e) == "message.created"]
+    assert got.count(m1["id"]) == 2 and got.count(m2["id"]) == 2, f"each appended twice: {got}"
+    assert got.count(m3["id"]) == 1, got
+    assert got.index(m3["id"]) > max(i for i, x in enumerate(got) if x == m2["id"]), \
+        f"m3 after the second copies: {got}"
+    ids = [e.get("id") for e in r.events]
+    assert len(ids) == len(set(ids)), "every copy has a cursor of its own"
 
 
 # ------------------------------------------------------------------ Redis restart (last: it wipes Redis)
