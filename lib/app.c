@@ -268,17 +268,37 @@ authorize(req_ctx *c, const route *r)
 	rl_result rl;
 	rerr e;
 
-	if ((e = auth_authenticate(c)) != R_SUCCESS)
+	c->count_api_hit = true; /* with the session check, if it can */
+	c->api_hits = -1;
+	e = auth_authenticate(c);
+	c->count_api_hit = false;
+	if (e != R_SUCCESS) {
+		/* Only signed-in requests count: a refused session (revoked,
+		 * suspended) must not use up its user's requests. */
+		rerr ignored;
+
+		if (c->api_hits >= 0)
+			(void)kv_cmd(c->app->kv, c->a, &ignored, "DECR",
+			    c->api_key, NULL);
 		return e;
+	}
 	if (r->auth == AUTH_ADMIN && !c->user.admin)
 		return fail(c, R_FORBIDDEN, NULL, "this needs the admin role");
 	if (c->user.must_change_password && !(r->flags & ROUTE_PW_CHANGE_OK))
 		return fail(c, R_PASSWORD_CHANGE_REQUIRED, NULL, NULL);
 	if ((s = req_settings(c, &e)) == NULL)
 		return e;
-	e = ratelimit_hit(c->app->kv, c->a, c->tenant.id, "api",
-	    arena_printf(c->a, "%lld", (long long)c->user.user_id),
-	    s->requests_per_minute, 60, &rl);
+	if (c->api_hits >= 0) {
+		ratelimit_fill(c->api_hits, s->requests_per_minute,
+		    c->api_window, API_LIMIT_WINDOW_S, &rl);
+		e = R_SUCCESS;
+	} else {
+		/* API tokens and tickets, or the session came from PostgreSQL
+		 * because Redis failed: count it on its own. */
+		e = ratelimit_hit(c->app->kv, c->a, c->tenant.id, "api",
+		    arena_printf(c->a, "%lld", (long long)c->user.user_id),
+		    s->requests_per_minute, API_LIMIT_WINDOW_S, &rl);
+	}
 	if (e != R_SUCCESS) {
 		/* Fails open: a cache outage must not take the API down. */
 		log_warn("rate limiter unavailable; request allowed");

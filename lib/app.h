@@ -77,6 +77,9 @@ typedef struct app {
 	volatile int *stopping;
 } app;
 
+/* The per-user request limit counts per minute (requests_per_minute). */
+#define API_LIMIT_WINDOW_S 60
+
 typedef struct req_ctx {
 	app *app;
 	arena *a;
@@ -92,6 +95,12 @@ typedef struct req_ctx {
 	struct rl_result *rl;    /* the tightest limit this request met */
 	size_t n_stale, cap_stale;
 	bool allow_ticket; /* the route takes ?ticket= (ROUTE_TICKET_OK) */
+	/* The per-user request limit's hit, counted in the same Redis round
+	 * trip as the session check (auth.c) when count_api_hit is set:
+	 * api_hits is the window's count then, -1 when it was not counted. */
+	bool count_api_hit;
+	int64_t api_hits, api_window;
+	const char *api_key; /* the counter's key, when counted */
 	/* error detail for the body of an error response */
 	const char *err_field;
 	const char *err_message;

@@ -28,4 +28,18 @@ typedef struct rl_result {
 rerr ratelimit_hit(kv *k, arena *a, const char *tenant, const char *bucket,
     const char *who, int64_t limit, int64_t window_s, rl_result *out);
 
+/* The pieces of ratelimit_hit, for a caller that counts a hit in a
+ * script of its own (one round trip with other commands): the key of
+ * (bucket, who) in the current window (*window gets the window's index),
+ * the INCR-and-EXPIRE step as Lua over KEYS[key_index] with the expiry in
+ * ARGV[1], and the result of a count. */
+char *ratelimit_key(arena *a, const char *tenant, const char *bucket,
+    const char *who, int64_t window_s, int64_t *window);
+#define RATELIMIT_LUA_STEP(k)                                                  \
+	"local n = redis.call('INCR', KEYS[" k "]) "                           \
+	"if n == 1 then redis.call('EXPIRE', KEYS[" k "], ARGV[1]) end "
+char *ratelimit_ttl(arena *a, int64_t window_s);
+void ratelimit_fill(int64_t count, int64_t limit, int64_t window,
+    int64_t window_s, rl_result *out);
+
 #endif

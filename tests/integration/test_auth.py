@@ -853,6 +853,7 @@ def login_rate_limit_per_ip_and_email():
     _, email, password, _ = member()
     flush()
     api.set_settings(stack, admin(), login_attempts_per_15min=10)
+    api.clear_of_window_edge(900)
     try:
         remaining = []
         for i in range(10):
@@ -890,6 +891,7 @@ def login_rate_limit_per_ip():
     _, email, password, _ = member()
     flush()
     api.set_settings(stack, admin(), login_attempts_per_15min=10)
+    api.clear_of_window_edge(900)
     try:
         for i in range(10):
             st, h, body = post(stack, "/auth/login", {"email": f"nobody{i}@example.com",
@@ -909,6 +911,7 @@ def login_rate_limit_per_ip():
 def register_rate_limit_per_ip():
     flush()
     api.set_settings(stack, admin(), open_registration=True, registrations_per_hour=5)
+    api.clear_of_window_edge(3600)
     try:
         for i in range(5):
             st, h, doc = post(stack, "/auth/register", {"email": f"{api.unique('rl')}@example.com",
@@ -961,6 +964,29 @@ def requests_per_minute_per_user():
         # per user: someone else is not limited
         st, h, _ = get(stack, "/me", token=other)
         assert st == 200 and int(h["X-RateLimit-Limit"]) == 10, st
+    finally:
+        flush()
+        api.relax_limits(stack, admin())
+
+
+@test
+def refused_sessions_do_not_use_up_the_users_requests():
+    """The request limit is counted with the session check in one Redis
+    round trip; a session refused there (logged out) must not use up its
+    user's requests (the count is given back)."""
+    _, email, password, tok = member()
+    ended = api.login(stack, email, password, device="mobile")["token"]
+    assert post(stack, "/auth/logout", token=ended)[0] == 204
+    flush()
+    api.set_settings(stack, admin(), requests_per_minute=10)
+    api.clear_of_window_edge(60, need_s=8)
+    try:
+        for i in range(15):
+            expect_error(get(stack, "/me", token=ended), 401, "UNAUTHORIZED", what=f"ended session {i}")
+        st, h, _ = get(stack, "/me", token=tok)
+        assert st == 200, st
+        limit, rem, _ = rl_headers(h, "GET /me after 15 refused")
+        assert limit == 10 and rem == 9, f"refused requests were counted: remaining {rem}"
     finally:
         flush()
         api.relax_limits(stack, admin())
