@@ -14,6 +14,10 @@
 
 #define PASS_ROWS 500
 #define HOLD_MS 1000 /* a try-drainer hands over after this long */
+/* A pass's statements are a few milliseconds; one stuck on a lock must
+ * not keep a worker (and, with lighttpd, the request queued behind it)
+ * for the request timeout. The rows stay for the next pass. */
+#define DRAIN_STATEMENT_MS 3000
 
 static long long
 mono_ms(void)
@@ -48,12 +52,15 @@ pass(app *ap, arena *a, bool wait, bool *held, int *n)
 	 * synchronous_commit off: a pass's COMMIT only stamps published_at;
 	 * if a crash loses the stamp, the rows are published again (a
 	 * duplicate, never a gap), so it need not wait for the disk while
-	 * every other drainer waits for the lock. */
+	 * every other drainer waits for the lock. Its statements get
+	 * DRAIN_STATEMENT_MS. */
 	e = db_begin_fetch(ap->db, a, ap->cfg.schema,
 	    arena_printf(a,
-	        "SET LOCAL synchronous_commit = off; %s"
+	        "SET LOCAL synchronous_commit = off; "
+	        "SET LOCAL statement_timeout = %d; %s"
 	        "SELECT %s(hashtextextended('roost.drain.%s', 0))",
-	        wait ? "SET LOCAL lock_timeout = '5s'; " : "",
+	        DRAIN_STATEMENT_MS,
+	        wait ? "SET LOCAL lock_timeout = '2s'; " : "",
 	        wait ? "pg_advisory_xact_lock" : "pg_try_advisory_xact_lock",
 	        ap->cfg.schema),
 	    &res);

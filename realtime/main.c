@@ -271,6 +271,11 @@ main(int argc, char **argv)
 	char err[512];
 	int opt;
 
+	/* A hangup of the terminal that started it, or a habitual
+	 * `kill -HUP`, must not stop the streams: the relay reads its
+	 * configuration once and logs to stderr, so there is nothing to
+	 * reload or reopen. Workers inherit this. */
+	signal(SIGHUP, SIG_IGN);
 	while ((opt = getopt(argc, argv, "c:l:w:AVh")) != -1) {
 		switch (opt) {
 		case 'c': o.config = optarg; break;

@@ -24,6 +24,7 @@ relay-only ones:
 (The Redis restart, the relay's own drain timer and heartbeats are in
 test_realtime.py and run here in relay mode.)
 """
+import os
 import re
 import signal
 import threading
@@ -118,6 +119,20 @@ def lighttpd_sends_only_the_events_route_to_the_relay():
     with open(s.log_path("worker"), "rb") as f:
         served = re.findall(rb"GET /api/v1/events[ ?]", f.read())
     assert served == [], f"roost.fcgi served GET /api/v1/events {len(served)} times in relay mode"
+
+
+@rt_test
+def sighup_does_not_stop_the_relay():
+    s = stack()
+    _, at = user()
+    pid = s.relay_pid()
+    assert pid, "the stack's relay runs"
+    c = sse_ok(at, last_event_id=rt.event_cursor(at))
+    os.kill(pid, signal.SIGHUP)
+    room = api.create_room(s, at)
+    m = rt.send(at, room["id"], "after a hangup")
+    c.wait_for(rt.is_msg(m["id"]), timeout=5, what="a message after SIGHUP")
+    assert s.relay_pid() == pid, "the relay was restarted or stopped by SIGHUP"
 
 
 # ------------------------------------------------------------------ two relays
