@@ -1103,57 +1103,40 @@ def concurrent_writers_hand_the_drain_over_without_leaving_rows():
     assert not missing, f"{len(missing)} of {len(ids)} messages are not in the stream"
 
 
-@rt_test
-def holder_drains_what_writers_it_turned_away_committed():
-    """The handover, made deterministic: a drainer is held inside its pass
-    (its UPDATE waits on a row lock we hold) while another send commits;
-    that writer's try finds the lock taken and leaves. Once the holder lets
-    go it must look again and publish that send, with nobody else draining
-    (docs/realtime.md). The third send goes through roost.cgi: lighttpd
-    would hand it to the worker that just answered, the one stuck in its
-    drain."""
-    if RELAY:
-        raise Skip("relay mode: workers kick the relay; this is the workers' own handover")
-    a, at = user()
-    room = api.create_room(stack, at)
-    time.sleep(2.5)  # no stream of an earlier test is still held by a worker
-    schema = stack.env_vars.get("ROOST_SCHEMA", "roost")
-    drain_lock, row_lock = api.SqlSession(stack), api.SqlSession(stack)
+class StuckDrainer:
+    """A worker's drain pass held inside its transaction: the drain lock is
+    taken (m1's writer leaves m1 unpublished), m1's outbox row is locked,
+    the drain lock let go; then m2's writer takes it, appends m1 and m2 to
+    the stream and waits in its UPDATE on our row lock, holding the drain
+    lock. .release() lets it go on; .pid is its backend."""
 
-    def unpublished(msg_id):
-        return api.sql(stack, "SELECT published_at IS NULL FROM events WHERE type = 'message.created' "
-                              f"AND (data->>'id')::bigint = {msg_id}")
-    try:
-        # 1. With the drain lock taken, m1's writer cannot drain it.
-        drain_lock.query("BEGIN")
-        drain_lock.query(f"SELECT pg_advisory_xact_lock(hashtextextended('roost.drain.{schema}', 0))")
-        m1 = send(at, room["id"], "handover one")
-        time.sleep(0.3)
-        assert unpublished(m1["id"]) == "t", "precondition: m1's writer found the lock taken"
-        # 2. Hold m1's outbox row, then let the drain lock go.
-        row_lock.query("BEGIN")
-        row_lock.query("SELECT id FROM events WHERE type = 'message.created' "
-                       f"AND (data->>'id')::bigint = {m1['id']} FOR UPDATE")
-        drain_lock.query("COMMIT")
-        # 3. m2's writer takes the lock, publishes m1 and m2, and waits in
-        #    its UPDATE on our row lock, holding the drain lock.
-        send(at, room["id"], "handover two")
-        wait_until(lambda: api.sql(stack, "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = "
-                                          "'Lock' AND query LIKE 'UPDATE events SET published_at%'") == "1",
-                   timeout=5, what="a drainer stuck in its UPDATE")
-        # 4. m3's writer is turned away (roost.cgi returns once it tried).
-        st, _, m3 = api.cgi_request(stack, "POST", f"/rooms/{room['id']}/messages",
-                                    {"type": "text", "content": "handover three"}, token=at)
-        assert st == 201, (st, m3)
-        assert unpublished(m3["id"]) == "t", "precondition: m3's writer found the lock taken"
-        # 5. The holder goes on; it must come back for m3.
-        row_lock.query("COMMIT")
-        wait_until(lambda: unpublished(m3["id"]) == "f", timeout=3,
-                   what="the holder to publish what came in while it held the lock")
-        raw = stack.redis_cli("XRANGE", f"roost:{{{schema}}}:events", "-", "+")
-        assert "handover three" in raw, "m3 is stamped but not in the stream"
-    finally:
-        for sess in (drain_lock, row_lock):
+    def __init__(self, token, room, label):
+        schema = stack.env_vars.get("ROOST_SCHEMA", "roost")
+        self.drain_lock, self.row_lock = api.SqlSession(stack), api.SqlSession(stack)
+        try:
+            self.drain_lock.query("BEGIN")
+            self.drain_lock.query(f"SELECT pg_advisory_xact_lock(hashtextextended('roost.drain.{schema}', 0))")
+            self.m1 = send(token, room["id"], f"{label} one")
+            time.sleep(0.3)
+            assert unpublished(self.m1["id"]) == "t", "precondition: m1's writer found the lock taken"
+            self.row_lock.query("BEGIN")
+            self.row_lock.query("SELECT id FROM events WHERE type = 'message.created' "
+                                f"AND (data->>'id')::bigint = {self.m1['id']} FOR UPDATE")
+            self.drain_lock.query("COMMIT")
+            self.m2 = send(token, room["id"], f"{label} two")
+            self.pid = wait_until(
+                lambda: api.sql(stack, "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                                       "AND query LIKE 'UPDATE events SET published_at%'"),
+                timeout=5, what="a drainer stuck in its UPDATE")
+        except BaseException:
+            self.close()
+            raise
+
+    def release(self):
+        self.row_lock.query("COMMIT")
+
+    def close(self):
+        for sess in (self.drain_lock, self.row_lock):
             try:
                 sess.query("ROLLBACK")
             except AssertionError:
@@ -1162,14 +1145,48 @@ def holder_drains_what_writers_it_turned_away_committed():
             sess.p.wait(timeout=10)
 
 
+def unpublished(msg_id):
+    """"t" while message msg_id's outbox row waits for a drain."""
+    return api.sql(stack, "SELECT published_at IS NULL FROM events WHERE type = 'message.created' "
+                          f"AND (data->>'id')::bigint = {msg_id}")
+
+
+@rt_test
+def holder_drains_what_writers_it_turned_away_committed():
+    """The handover, made deterministic: a drainer is held inside its pass
+    while another send commits; that writer's try finds the lock taken and
+    leaves. Once the holder lets go it must look again and publish that
+    send, with nobody else draining (docs/realtime.md). The third send goes
+    through roost.cgi: lighttpd would hand it to the worker that just
+    answered, the one stuck in its drain."""
+    if RELAY:
+        raise Skip("relay mode: workers kick the relay; this is the workers' own handover")
+    a, at = user()
+    room = api.create_room(stack, at)
+    time.sleep(2.5)  # no stream of an earlier test is still held by a worker
+    schema = stack.env_vars.get("ROOST_SCHEMA", "roost")
+    stuck = StuckDrainer(at, room, "handover")
+    try:
+        st, _, m3 = api.cgi_request(stack, "POST", f"/rooms/{room['id']}/messages",
+                                    {"type": "text", "content": "handover three"}, token=at)
+        assert st == 201, (st, m3)
+        assert unpublished(m3["id"]) == "t", "precondition: m3's writer found the lock taken"
+        stuck.release()
+        wait_until(lambda: unpublished(m3["id"]) == "f", timeout=3,
+                   what="the holder to publish what came in while it held the lock")
+        raw = stack.redis_cli("XRANGE", f"roost:{{{schema}}}:events", "-", "+")
+        assert "handover three" in raw, "m3 is stamped but not in the stream"
+    finally:
+        stuck.close()
+
+
 @rt_test
 def lost_stamp_after_publish_gives_duplicates_never_a_gap():
     """A drain pass appends to the stream, then its stamping transaction is
     lost (its UPDATE waits on a row lock we hold until the drain's statement
-    timeout cancels it).
-    The rows stay unpublished, the next pass appends them again: a reader
-    resuming from before them gets each message, some twice, none missing
-    (docs/realtime.md)."""
+    timeout cancels it). The rows stay unpublished, the next pass appends
+    them again: a reader resuming from before them gets each message, some
+    twice, none missing (docs/realtime.md)."""
     if RELAY:
         raise Skip("relay mode: the relay drains; the workers' pass is the one provoked here")
     a, at = user()
@@ -1177,42 +1194,26 @@ def lost_stamp_after_publish_gives_duplicates_never_a_gap():
     time.sleep(2.5)  # no stream of an earlier test is still held by a worker
     cur = event_cursor(at)
     schema = stack.env_vars.get("ROOST_SCHEMA", "roost")
-    drain_lock, row_lock = api.SqlSession(stack), api.SqlSession(stack)
+    stuck = StuckDrainer(at, room, "stamp lost")
+    m1, m2 = stuck.m1, stuck.m2
     try:
-        drain_lock.query("BEGIN")
-        drain_lock.query(f"SELECT pg_advisory_xact_lock(hashtextextended('roost.drain.{schema}', 0))")
-        m1 = send(at, room["id"], "stamp lost one")
-        row_lock.query("BEGIN")
-        row_lock.query("SELECT id FROM events WHERE type = 'message.created' "
-                       f"AND (data->>'id')::bigint = {m1['id']} FOR UPDATE")
-        drain_lock.query("COMMIT")
-        m2 = send(at, room["id"], "stamp lost two")
-        stuck = wait_until(lambda: api.sql(stack, "SELECT pid FROM pg_stat_activity WHERE wait_event_type = "
-                                                  "'Lock' AND query LIKE 'UPDATE events SET published_at%'"),
-                           timeout=5, what="a drainer stuck in its UPDATE")
         t_stuck = time.monotonic()
         raw = stack.redis_cli("XRANGE", f"roost:{{{schema}}}:events", "-", "+")
         assert "stamp lost one" in raw and "stamp lost two" in raw, "precondition: appended before the stamp"
         # The stamp is lost: a drain's statements give up after 3 s
         # (lib/outbox.c), so the worker is not kept for the request
         # timeout (15 s), and its transaction rolls back.
-        wait_until(lambda: api.sql(stack, f"SELECT count(*) FROM pg_stat_activity WHERE pid = {stuck} "
+        wait_until(lambda: api.sql(stack, f"SELECT count(*) FROM pg_stat_activity WHERE pid = {stuck.pid} "
                                           "AND wait_event_type = 'Lock'") == "0",
                    timeout=8, what="the stuck drain to give up")
         waited = time.monotonic() - t_stuck
         assert 2.0 <= waited <= 6.0, f"the drain gave up after {waited:.1f} s, not about 3 s"
-        row_lock.query("COMMIT")
+        stuck.release()
         left = api.sql(stack, "SELECT count(*) FROM events WHERE type = 'message.created' AND published_at IS NULL "
                               f"AND (data->>'id')::bigint IN ({m1['id']}, {m2['id']})")
         assert left == "2", f"precondition: both stamps lost ({left} left unpublished)"
     finally:
-        for sess in (drain_lock, row_lock):
-            try:
-                sess.query("ROLLBACK")
-            except AssertionError:
-                pass
-            sess.p.stdin.close()
-            sess.p.wait(timeout=10)
+        stuck.close()
     # The next write's drain appends both again, then m3.
     m3 = send(at, room["id"], "stamp lost three")
     wait_until(lambda: api.sql(stack, "SELECT count(*) FROM events WHERE published_at IS NULL") == "0",
