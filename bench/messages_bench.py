@@ -190,14 +190,14 @@ def bench_send(stack, admin, args, wrk):
         raise SystemExit(f"wrk failed ({p.returncode}):\n{p.stdout}\n{p.stderr}")
     r = {k: int(v) for k, v in (kv.split("=") for kv in line[0].split()[1:])}
     created = r["requests"] - r["non201"]
+    if args.pg_stats:  # before the checks below add statements of their own
+        print_pg_stats(stack, created)
     time.sleep(1.0)  # requests still in a worker when wrk stopped finish and commit
     stored, events = (int(x) for x in api.sql(
         stack, f"SELECT (SELECT count(*) FROM messages WHERE room_id = {room['id']}) - {before}, "
                "(SELECT count(*) FROM events WHERE type = 'message.created' "
                f"AND room_id = {room['id']} AND id > {ev_mark})").split("|"))
     secs = r["duration_us"] / 1e6
-    if args.pg_stats:
-        print_pg_stats(stack, created)
     return {"rate": created / secs, "secs": secs, "created": created, "stored": stored, "events": events, **r}
 
 

@@ -53,6 +53,7 @@ import os
 import re
 import resource
 import select
+import signal
 import socket
 import sys
 import threading
@@ -549,7 +550,13 @@ def main():
                     help=f"receiver processes (default: one per {PER_PROC_MAX} connections)")
     ap.add_argument("--workers", type=int, default=2, help="roost.fcgi workers")
     ap.add_argument("--verbose", action="store_true", help="also the latency by tenth of the messages")
+    ap.add_argument("--limit", type=float, default=1800, help="seconds for the whole run")
     args = ap.parse_args()
+
+    def on_alarm(sig, frame):
+        raise SystemExit(f"time limit (--limit {args.limit:.0f} s) reached")
+    signal.signal(signal.SIGALRM, on_alarm)
+    signal.alarm(int(args.limit))
     n, m = args.connections, args.messages
     procs = args.procs or max(1, -(-n // PER_PROC_MAX))
     if n < 1 or m < 2 or args.users < 1:

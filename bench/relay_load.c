@@ -1558,7 +1558,8 @@ cmd_post(int argc, char **argv)
 		    count, ps.sent, ps.answered, ps.ok, ps.s4xx, ps.s429,
 		    ps.s5xx, ps.other, ps.errors,
 		    ps.answered < (uint64_t)count ? "true" : "false", rate,
-		    secs, secs > 0 ? (double)(ps.sent - 1) / secs : 0.0,
+		    secs,
+		    secs > 0 && ps.sent > 1 ? (double)(ps.sent - 1) / secs : 0.0,
 		    start_real, t_first, t_last, nconns);
 		json_hist(stdout, "post_us", ps.post_hist, 0, ps.post_max);
 		fputc(',', stdout);

@@ -513,7 +513,7 @@ class Bench:
             tot = {"open": 0, "hb": 0, "closed": 0, "failed": 0, "presence": 0, "resync": 0}
             for c in clients:
                 s = c.cmd("stats")
-                self.check_recv(f"idle {n}", s, s["ok"] - 0)
+                self.check_recv(f"idle {n}", s, c.n)
                 for k in tot:
                     tot[k] += s[k]
             r1 = self.measure_rss()

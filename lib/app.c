@@ -268,11 +268,8 @@ authorize(req_ctx *c, const route *r)
 	rl_result rl;
 	rerr e;
 
-	c->count_api_hit = true; /* with the session check, if it can */
-	c->api_hits = -1;
-	e = auth_authenticate(c);
-	c->count_api_hit = false;
-	if (e != R_SUCCESS) {
+	c->api_hits = -1; /* counted with the session check, if it can */
+	if ((e = auth_authenticate(c)) != R_SUCCESS) {
 		/* Only signed-in requests count: a refused session (revoked,
 		 * suspended) must not use up its user's requests. */
 		rerr ignored;
@@ -293,8 +290,9 @@ authorize(req_ctx *c, const route *r)
 		    c->api_window, API_LIMIT_WINDOW_S, &rl);
 		e = R_SUCCESS;
 	} else {
-		/* API tokens and tickets, or the session came from PostgreSQL
-		 * because Redis failed: count it on its own. */
+		/* API tokens (and tickets of API tokens) have no session,
+		 * and when Redis failed PostgreSQL checked it: count on its
+		 * own. */
 		e = ratelimit_hit(c->app->kv, c->a, c->tenant.id, "api",
 		    arena_printf(c->a, "%lld", (long long)c->user.user_id),
 		    s->requests_per_minute, API_LIMIT_WINDOW_S, &rl);

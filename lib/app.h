@@ -96,9 +96,8 @@ typedef struct req_ctx {
 	size_t n_stale, cap_stale;
 	bool allow_ticket; /* the route takes ?ticket= (ROUTE_TICKET_OK) */
 	/* The per-user request limit's hit, counted in the same Redis round
-	 * trip as the session check (auth.c) when count_api_hit is set:
-	 * api_hits is the window's count then, -1 when it was not counted. */
-	bool count_api_hit;
+	 * trip as the session check (auth.c): the window's count, or -1 when
+	 * no session was checked there (API tokens, Redis down). */
 	int64_t api_hits, api_window;
 	const char *api_key; /* the counter's key, when counted */
 	/* error detail for the body of an error response */

@@ -133,9 +133,9 @@ auth_after_commit(req_ctx *c)
 	c->n_stale = 0;
 }
 
-/* The session's cache entry, and with it (c->count_api_hit) the user's
- * hit on the request limit: one round trip instead of two on every
- * signed-in request. NULL when Redis is unavailable. */
+/* The session's cache entry, and with it the user's hit on the request
+ * limit (c->api_hits, for authorize): one round trip instead of two on
+ * every signed-in request. NULL when Redis is unavailable. */
 static redisReply *
 session_get(req_ctx *c, const char *key, int64_t uid)
 {
@@ -146,10 +146,6 @@ session_get(req_ctx *c, const char *key, int64_t uid)
 	redisReply *r;
 	rerr e;
 
-	if (!c->count_api_hit) {
-		r = kv_cmd(c->app->kv, c->a, &e, "GET", key, NULL);
-		return e == R_SUCCESS ? r : NULL;
-	}
 	argv[0] = "EVAL";
 	argv[1] = script;
 	argv[2] = "2";

@@ -344,7 +344,7 @@ config_load(roost_config *c, const char *file, char *err, size_t errlen)
 	c->events_retain = 100000;
 	c->sse_heartbeat_s = 15;
 	c->sse_max_s = 300;
-	c->relay_max_output = 1024 * 1024;
+	c->relay_max_output = CONFIG_DEFAULT_RELAY_MAX_OUTPUT;
 
 	if (file == NULL)
 		file = getenv("ROOST_CONFIG");

@@ -13,9 +13,12 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-/* Where roostctl check looks for roost-relay when ROOST_RELAY_URL is
- * unset: realtime/main.c's default listening address. */
-#define CONFIG_DEFAULT_RELAY_URL "http://127.0.0.1:8090"
+/* roost-relay's listening address when ROOST_RELAY_LISTEN is unset, and
+ * where roostctl check looks for it when ROOST_RELAY_URL is unset. */
+#define CONFIG_DEFAULT_RELAY_LISTEN "127.0.0.1:8090"
+#define CONFIG_DEFAULT_RELAY_URL "http://" CONFIG_DEFAULT_RELAY_LISTEN
+/* ROOST_RELAY_MAX_OUTPUT when unset: bytes queued for one client. */
+#define CONFIG_DEFAULT_RELAY_MAX_OUTPUT (1024u * 1024u)
 
 typedef struct roost_config {
 	char *database_url; /* ROOST_DATABASE_URL: libpq conninfo or URI */

@@ -3,12 +3,12 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <libpq-fe.h>
 
 #include "app.h"
 #include "buf.h"
+#include "clock.h"
 #include "log.h"
 #include "stream.h"
 
@@ -18,15 +18,6 @@
  * not keep a worker (and, with lighttpd, the request queued behind it)
  * for the request timeout. The rows stay for the next pass. */
 #define DRAIN_STATEMENT_MS 3000
-
-static long long
-mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* One pass in its own transaction. *held: this pass had the drain lock
  * (and let it go when it returned); *n: the rows it published. */
@@ -148,7 +139,7 @@ pending(app *ap, arena *a)
 static rerr
 drain(app *ap, bool wait, bool look, int *published)
 {
-	long long until = mono_ms() + HOLD_MS;
+	int64_t until = mono_ms() + HOLD_MS;
 	int total = 0, n;
 	bool held, again;
 	rerr e;
@@ -160,10 +151,14 @@ drain(app *ap, bool wait, bool look, int *published)
 		if (e != R_SUCCESS)
 			log_warn("outbox drain failed: %s", rerr_code(e));
 		total += n;
-		again = e == R_SUCCESS && held &&
-		    ((n == PASS_ROWS && (wait || !look)) ||
-		        (look && mono_ms() < until &&
-		            (n == PASS_ROWS || pending(ap, a))));
+		if (e != R_SUCCESS || !held)
+			again = false; /* failed, or another holder looks */
+		else if (n == PASS_ROWS && (wait || !look))
+			again = true; /* a full pass: more rows wait */
+		else if (!look || mono_ms() >= until)
+			again = false; /* the timer, or the next drainer */
+		else
+			again = n == PASS_ROWS || pending(ap, a);
 		arena_free(a);
 	} while (again);
 	if (published)

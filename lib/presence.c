@@ -16,10 +16,6 @@
 
 /* KEYS: pconn:<user>, online. ARGV: member, expiry, now, user.
  * Returns 1 when the user was not online before. */
-#define STR_(x) #x
-#define STR(x) STR_(x)
-#define PRESENCE_ROOM_MAX_SQL STR(PRESENCE_ROOM_MAX)
-
 static const char connect_lua[] =
     "redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[3]) "
     "redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1]) "
@@ -210,7 +206,7 @@ static rerr
 went_offline(app *ap, arena *a, const redisReply *gone)
 {
 	buf ids = BUF_INIT;
-	const char *p[1];
+	const char *p[2];
 	PGresult *res;
 	rerr e;
 
@@ -224,6 +220,7 @@ went_offline(app *ap, arena *a, const redisReply *gone)
 		return R_SUCCESS;
 	buf_putc(&ids, '}');
 	p[0] = arena_strdup(a, ids.data);
+	p[1] = arena_printf(a, "%d", PRESENCE_ROOM_MAX);
 	buf_free(&ids);
 	if ((e = db_ensure(ap->db)) != R_SUCCESS ||
 	    (e = db_begin(ap->db, ap->cfg.schema)) != R_SUCCESS)
@@ -234,9 +231,9 @@ went_offline(app *ap, arena *a, const redisReply *gone)
 	    "SELECT u.id, coalesce(array_to_string(array_agg(m.room_id) "
 	    "FILTER (WHERE m.room_id IS NOT NULL), ','), '') "
 	    "FROM u LEFT JOIN (room_members m JOIN rooms r ON r.id = m.room_id "
-	    "AND r.member_count <= " PRESENCE_ROOM_MAX_SQL ") "
+	    "AND r.member_count <= $2) "
 	    "ON m.user_id = u.id GROUP BY u.id",
-	    1, p);
+	    2, p);
 	if (res != NULL)
 		e = db_commit(ap->db);
 	db_rollback(ap->db);

@@ -15,12 +15,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "config.h"
 #include "log.h"
 #include "relay.h"
 
-#define DEFAULT_LISTEN "127.0.0.1:8090"
-#define DEFAULT_MAX_OUTPUT (1024u * 1024u)
 #define MAX_WORKERS 64
 /* A worker that exits with one of these soon after starting cannot start
  * at all (configuration, address): restarting it would loop forever. */
@@ -46,16 +45,7 @@ usage(FILE *f)
 	    "ROOST_RELAY_MAX_OUTPUT (bytes\n"
 	    "  queued for one slow client before it is dropped, default "
 	    "%u), ROOST_SSE_HEARTBEAT_S.\n",
-	    DEFAULT_LISTEN, DEFAULT_MAX_OUTPUT);
-}
-
-static int64_t
-mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	    CONFIG_DEFAULT_RELAY_LISTEN, CONFIG_DEFAULT_RELAY_MAX_OUTPUT);
 }
 
 static int
@@ -265,7 +255,7 @@ main(int argc, char **argv)
 	const char *listen_on = NULL;
 	static roost_config cfg;
 	static supervisor s;
-	relay_opts o = { .listen_fd = -1, .max_output = DEFAULT_MAX_OUTPUT };
+	relay_opts o = { .listen_fd = -1 };
 	bool allow_any = false;
 	size_t workers = 0;
 	char err[512];
@@ -307,7 +297,7 @@ main(int argc, char **argv)
 	if (listen_on == NULL)
 		listen_on = cfg.relay_listen;
 	if (listen_on == NULL || *listen_on == '\0')
-		listen_on = DEFAULT_LISTEN;
+		listen_on = CONFIG_DEFAULT_RELAY_LISTEN;
 	o.max_output = cfg.relay_max_output;
 	o.listen_unix = listen_on[0] == '/';
 	if (workers == 0 || o.listen_unix) {

@@ -20,12 +20,11 @@ struct outq_frame {
 	char data[];
 };
 
-/* A chunk owns data[cap]; a reference node (cap 0) points at a frame's
- * bytes or at constant ones. */
+/* A chunk owns data[cap]; a reference node (cap 0) holds a frame. */
 struct outq_chunk {
 	outq_chunk *next;
-	const char *bytes; /* data, a frame's data, or constant bytes */
-	outq_frame *frame; /* the reference held, or NULL */
+	const char *bytes; /* data, or the frame's data */
+	outq_frame *frame; /* the reference held (reference nodes only) */
 	size_t len;        /* bytes stored */
 	size_t sent;       /* bytes of them written */
 	size_t cap;
@@ -145,34 +144,20 @@ link_tail(outq *q, outq_chunk *t)
 	q->pending += t->len;
 }
 
-static void
-append_ref(outq *q, const char *p, size_t n, outq_frame *f)
-{
-	outq_chunk *t;
-
-	if (n == 0)
-		return;
-	t = chunk_new(0);
-	t->bytes = p;
-	t->frame = f;
-	t->len = n;
-	t->sent = 0;
-	link_tail(q, t);
-}
-
 void
 outq_append_frame(outq *q, outq_frame *f)
 {
+	outq_chunk *t;
+
 	if (f->len == 0)
 		return;
 	f->refs++;
-	append_ref(q, f->data, f->len, f);
-}
-
-void
-outq_append_static(outq *q, const void *p, size_t n)
-{
-	append_ref(q, p, n, NULL);
+	t = chunk_new(0);
+	t->bytes = f->data;
+	t->frame = f;
+	t->len = f->len;
+	t->sent = 0;
+	link_tail(q, t);
 }
 
 void

@@ -4,10 +4,11 @@
  * chunk) and written with one sendmsg of many chunks when the socket
  * takes them. A frame that goes to many queues (a broadcast) is shared,
  * not copied: each queue holds a reference (a small node), and the frame
- * is freed when the last queue has written it. Constant bytes (a
- * heartbeat) are queued by reference too. The queue's owner checks pending
- * against its cap after each append: a client that does not read is dropped,
- * never waited for (STYLE.md rule 7). An empty queue holds no memory.
+ * is freed when the last queue has written it (a constant frame, such as
+ * a heartbeat, is one its creator keeps a reference to). The queue's owner
+ * checks pending against its cap after each append: a client that does not read
+ * is dropped, never waited for (STYLE.md rule 7). An empty queue holds no
+ * memory.
  */
 #ifndef ROOST_OUTQ_H
 #define ROOST_OUTQ_H
@@ -36,9 +37,6 @@ outq_frame *outq_frame_new(const void *p, size_t n);
 void outq_frame_unref(outq_frame *f);
 /* Queues the frame's bytes by reference (the queue takes its own). */
 void outq_append_frame(outq *q, outq_frame *f);
-/* Queues p[0..n) by reference: the bytes must outlive the queue (a
- * string constant). */
-void outq_append_static(outq *q, const void *p, size_t n);
 
 /* Writes queued bytes to the non-blocking socket fd, at most max_bytes in
  * this call. Returns 0 when the queue is empty, 1 when bytes remain (the

@@ -127,8 +127,9 @@ typedef struct redis_target {
 /* A stream entry formatted once for all its subscribers. */
 typedef struct frames {
 	buf sse, json;
-	outq_frame *sse_frame; /* sse, shared by the queues it is on */
-	bool have_sse, have_json;
+	outq_frame *sse_frame; /* sse as a frame the queues share; NULL until
+	                        * the first SSE subscriber takes the entry */
+	bool have_json;
 } frames;
 
 struct relay {
@@ -173,6 +174,9 @@ struct relay {
 	int64_t drain_backoff; /* ms; 0 after a drain that worked */
 	int64_t next_alive;
 	int64_t warned_stream, warned_sub, warned_accept;
+
+	/* Constant frames, shared by every stream they are queued on. */
+	outq_frame *hb_frame, *resync_frame;
 
 	bool stopping;
 	int64_t stop_deadline;
@@ -329,21 +333,11 @@ conn_send_frame(conn *c, outq_frame *f, bool capped)
 	queued(c, capped);
 }
 
-/* Queues constant bytes by reference. */
-static void
-conn_send_static(conn *c, const char *p, size_t n, bool capped)
-{
-	if (c->closing || n == 0)
-		return;
-	outq_append_static(&c->out, p, n);
-	queued(c, capped);
-}
-
 /* Forgets the formatted frames of the previous entry. */
 static void
 frames_reset(frames *fr)
 {
-	fr->have_sse = fr->have_json = false;
+	fr->have_json = false;
 	outq_frame_unref(fr->sse_frame);
 	fr->sse_frame = NULL;
 }
@@ -585,8 +579,7 @@ resync_conn(conn *c)
 		return;
 	c->sub_done = true;
 	if (c->state == C_SSE) {
-		conn_send_static(
-		    c, RESYNC_FRAME, sizeof(RESYNC_FRAME) - 1, false);
+		conn_send_frame(c, c->r->resync_frame, false);
 		c->close_after_write = true;
 		want_flush(c);
 	} else {
@@ -619,12 +612,11 @@ consider(conn *c, const stream_entry *e, frames *fr)
 		link_rooms(r, c);
 	}
 	if (yes && c->state == C_SSE) {
-		if (!fr->have_sse) {
+		if (fr->sse_frame == NULL) {
 			buf_reset(&fr->sse);
 			stream_format_sse(&fr->sse, e);
 			fr->sse_frame =
 			    outq_frame_new(fr->sse.data, fr->sse.len);
-			fr->have_sse = true;
 		}
 		conn_send_frame(c, fr->sse_frame, true);
 	} else if (yes) {
@@ -872,12 +864,11 @@ visit_ephemeral(conn *c, const stream_ephemeral *ev, frames *fr, uint64_t gen)
 	    !stream_sub_accept_ephemeral(&c->sub, ev))
 		return;
 	if (c->state == C_SSE) {
-		if (!fr->have_sse) {
+		if (fr->sse_frame == NULL) {
 			buf_reset(&fr->sse);
 			stream_format_sse_ephemeral(&fr->sse, ev);
 			fr->sse_frame =
 			    outq_frame_new(fr->sse.data, fr->sse.len);
-			fr->have_sse = true;
 		}
 		conn_send_frame(c, fr->sse_frame, true);
 	} else {
@@ -1688,8 +1679,7 @@ heartbeat(relay *r)
 {
 	for (conn *c = r->conns; c != NULL; c = c->next)
 		if (c->state == C_SSE && !c->closing && !c->sub_done)
-			conn_send_static(c, HEARTBEAT_FRAME,
-			    sizeof(HEARTBEAT_FRAME) - 1, true);
+			conn_send_frame(c, r->hb_frame, true);
 }
 
 static void
@@ -1866,7 +1856,8 @@ before_sleep(ae_loop *l, void *data)
 
 	/* A kick is served at once, unless the last drain failed (the
 	 * timer retries after its backoff). */
-	if (r->drain && !r->stopping && ae_now_ms() >= r->next_drain - DRAIN_MS)
+	if (r->drain && !r->stopping &&
+	    (r->drain_backoff == 0 || ae_now_ms() >= r->next_drain))
 		run_drain(r);
 	if (r->wake && !r->stopping)
 		process_stream(r);
@@ -2025,6 +2016,8 @@ teardown(relay *r)
 	subidx_free(r->by_room);
 	subidx_free(r->by_user);
 	frames_reset(&r->fr);
+	outq_frame_unref(r->hb_frame);
+	outq_frame_unref(r->resync_frame);
 	buf_free(&r->fr.sse);
 	buf_free(&r->fr.json);
 	free(r->rt.host);
@@ -2050,6 +2043,10 @@ relay_run(const relay_opts *o)
 	r->sigfd = -1;
 	r->listen_unix = o->listen_unix;
 	r->max_output = o->max_output;
+	r->hb_frame =
+	    outq_frame_new(HEARTBEAT_FRAME, sizeof(HEARTBEAT_FRAME) - 1);
+	r->resync_frame =
+	    outq_frame_new(RESYNC_FRAME, sizeof(RESYNC_FRAME) - 1);
 	sigemptyset(&set);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
@@ -2058,6 +2055,8 @@ relay_run(const relay_opts *o)
 	if (app_init(&r->ap, o->config, "relay", err, sizeof(err)) != 0) {
 		log_error("cannot start: %s", err);
 		close(r->lfd);
+		outq_frame_unref(r->hb_frame);
+		outq_frame_unref(r->resync_frame);
 		free(r);
 		return 78;
 	}

@@ -21,6 +21,7 @@
 #include <sodium.h>
 
 #include "app.h"
+#include "clock.h"
 #include "log.h"
 #include "migrate.h"
 #include "outbox.h"
@@ -298,15 +299,6 @@ typedef struct probe {
 	char curl_err[CURL_ERROR_SIZE];
 } probe;
 
-static long long
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Copies the value of the header line data[0..len) into out when its name
  * is name (with the colon), trimmed and truncated to cap - 1. */
 static void
@@ -356,7 +348,7 @@ probe_body(char *data, size_t size, size_t n, void *ctx)
 	if (len == 0)
 		return 0;
 	if (p->first_byte_ms < 0)
-		p->first_byte_ms = now_ms() - p->start_ms;
+		p->first_byte_ms = mono_ms() - p->start_ms;
 	if (len < space)
 		space = len;
 	memcpy(p->body + p->body_len, data, space);
@@ -398,7 +390,7 @@ probe_get(probe *p, const char *url, const char *unix_path,
 	/* Whatever a proxy in between does with an identity stream, the check
 	 * must see the bytes as they come. */
 	curl_easy_setopt(h, CURLOPT_HTTP_CONTENT_DECODING, 0L);
-	p->start_ms = now_ms();
+	p->start_ms = mono_ms();
 	p->rc = curl_easy_perform(h);
 	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &p->status);
 	if (p->curl_err[0] == '\0')
@@ -464,16 +456,11 @@ check_relay(app *ap)
 		    base);
 		return 0;
 	}
-	if (p.rc != CURLE_OK && unix_path != NULL)
-		printf("FAIL relay: %s: cannot connect (%s); is roost-relay "
-		       "running (systemctl status roost-relay), and is "
-		       "ROOST_RELAY_URL its -l address?\n",
-		    base, curl_easy_strerror(p.rc));
-	else if (p.rc != CURLE_OK)
+	if (p.rc != CURLE_OK)
 		printf("FAIL relay: %s: %s; is roost-relay running (systemctl "
 		       "status roost-relay), and is ROOST_RELAY_URL its -l "
 		       "address?\n",
-		    url, p.curl_err);
+		    unix_path != NULL ? base : url, p.curl_err);
 	else
 		printf("FAIL relay: %s answered %ld (%.80s), not roost-relay's "
 		       "{\"status\":\"ok\"}; is ROOST_RELAY_URL its -l "

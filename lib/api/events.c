@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../clock.h"
 #include "../log.h"
 #include "../outbox.h"
 #include "../presence.h"
@@ -37,15 +38,6 @@ wants_sse(req_ctx *c)
 	const char *acc = http_header(c->req, "accept");
 
 	return acc != NULL && strcasestr(acc, "text/event-stream") != NULL;
-}
-
-static long long
-mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* The rooms the user is in, into sub. */
@@ -549,8 +541,7 @@ api_typing(req_ctx *c)
 	json_err je = { 0 };
 	json_object *ev, *d, *list;
 	const char *argv[8], *p[1];
-	struct timespec ts;
-	long long now_ms;
+	int64_t now_ms;
 	buf ids = BUF_INIT;
 	redisReply *who;
 	PGresult *res;
@@ -579,15 +570,14 @@ api_typing(req_ctx *c)
 			return fail(c, R_RATE_LIMITED, NULL,
 			    "typing notices are limited to 30 per 10 seconds");
 	}
-	clock_gettime(CLOCK_REALTIME, &ts);
-	now_ms = (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	now_ms = wall_ms();
 	argv[0] = "EVAL";
 	argv[1] = typing_lua;
 	argv[2] = "1";
 	argv[3] = kv_key(
 	    c->a, c->tenant.id, arena_printf(c->a, "typing:%" PRId64, id));
-	argv[4] = arena_printf(c->a, "%lld", now_ms);
-	argv[5] = arena_printf(c->a, "%lld", now_ms + TYPING_TTL_S * 1000LL);
+	argv[4] = arena_printf(c->a, "%" PRId64, now_ms);
+	argv[5] = arena_printf(c->a, "%" PRId64, now_ms + TYPING_TTL_S * 1000);
 	argv[6] = api_id(c, c->user.user_id);
 	argv[7] = states[state];
 	who = kv_cmdv(c->app->kv, c->a, &e, 8, argv, NULL);

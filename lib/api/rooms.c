@@ -66,8 +66,7 @@ room_event(req_ctx *c, int64_t id, const char *type)
 		}
 		ids = json_object_new_array();
 		for (int i = 0; i < PQntuples(res); i++)
-			json_object_array_add(ids,
-			    json_i64(strtoll(PQgetvalue(res, i, 0), NULL, 10)));
+			json_object_array_add(ids, db_col_i64(res, i, 0));
 		json_object_object_add(o, "member_ids", ids);
 	}
 	return events_room(c->app->db, c->a, id, type, o);

@@ -240,10 +240,18 @@ const scenarios = [
     // the server refuses it (over message_max_chars): "failed", with Retry
     // (same client_msg_id) and Discard
     const long = 'x'.repeat(4001);
+    const isSend = (r) => r.method() === 'POST' && /\/rooms\/\d+\/messages$/.test(r.url()) &&
+      (r.postDataJSON() || {}).content === long;
+    const first = A.page.waitForRequest(isSend, { timeout: T });
     await send(A.page, long);
+    const cid = (await first).postDataJSON().client_msg_id;
     const li = A.page.locator('.msgs > li[data-status="failed"]');
     await li.waitFor({ timeout: T });
+    // Retry sends it again, with the same client_msg_id, and it fails again
+    const again = A.page.waitForRequest(isSend, { timeout: T });
     await li.getByRole('button', { name: 'Retry' }).click();
+    const cid2 = (await again).postDataJSON().client_msg_id;
+    assert(cid && cid2 === cid, `Retry used client_msg_id ${cid2}, the first send ${cid}`);
     await A.page.locator('.msgs > li[data-status="failed"]').waitFor({ timeout: T });
     await li.getByRole('button', { name: 'Discard' }).click();
     await li.waitFor({ state: 'detached', timeout: T });

@@ -1023,16 +1023,10 @@ def retention_purges_old_messages():
 
 
 @test
-def workers_survived():
-    assert stack.fcgi_pids() == PIDS, f"a worker died: {PIDS} -> {stack.fcgi_pids()}"
-
-
-@test
 def members_read_the_public_settings():
     """GET /settings: what a member's client needs (the reaction set, the
     limits), and nothing of the admin-only settings."""
-    u = user()
-    tok = u[1] if isinstance(u, tuple) else u["token"]
+    _, tok = user()
     st, _, doc = get(stack, "/settings", token=tok)
     assert st == 200, (st, doc)
     assert set(doc) == {"app_name", "reactions", "message_max_chars", "edit_window_minutes",
@@ -1046,6 +1040,11 @@ def members_read_the_public_settings():
         api.set_settings(stack, admin(), reactions=DEFAULT_REACTIONS)
     st, _, doc = get(stack, "/settings")
     assert st == 401, (st, doc)
+
+
+@test
+def workers_survived():
+    assert stack.fcgi_pids() == PIDS, f"a worker died: {PIDS} -> {stack.fcgi_pids()}"
 
 
 if __name__ == "__main__":

@@ -24,7 +24,6 @@ relay-only ones:
 (The Redis restart, the relay's own drain timer and heartbeats are in
 test_realtime.py and run here in relay mode.)
 """
-import os
 import re
 import signal
 import threading
@@ -125,13 +124,11 @@ def lighttpd_sends_only_the_events_route_to_the_relay():
 def sighup_does_not_stop_the_relay():
     s = stack()
     _, at = user()
-    pid = s.relay_pid()
-    assert pid, "the stack's relay runs"
     c = sse_ok(at, last_event_id=rt.event_cursor(at))
-    os.kill(pid, signal.SIGHUP)
+    pid = s.relay_kill(signal.SIGHUP)
     room = api.create_room(s, at)
-    m = rt.send(at, room["id"], "after a hangup")
-    c.wait_for(rt.is_msg(m["id"]), timeout=5, what="a message after SIGHUP")
+    m = send(at, room["id"], "after a hangup")
+    c.wait_for(is_msg(m["id"]), timeout=5, what="a message after SIGHUP")
     assert s.relay_pid() == pid, "the relay was restarted or stopped by SIGHUP"
 
 

@@ -207,14 +207,15 @@ test_outq(void)
 	free(back);
 }
 
-/* Reads what fd has until want bytes came or nothing more does. */
+/* Reads what fd has, up to want bytes, without waiting: the bytes were
+ * flushed before, so a short count is a failure, not a hang. */
 static size_t
 read_all(int fd, char *to, size_t want)
 {
 	size_t got = 0;
 
 	while (got < want) {
-		ssize_t n = read(fd, to + got, want - got);
+		ssize_t n = recv(fd, to + got, want - got, MSG_DONTWAIT);
 
 		if (n <= 0)
 			break;
@@ -229,7 +230,7 @@ test_outq_shared(void)
 	static const char hb[] = ": hb\n\n";
 	outq q1 = OUTQ_INIT, q2 = OUTQ_INIT;
 	char frame_bytes[700], want[800], back[1600];
-	outq_frame *f;
+	outq_frame *f, *hb_frame;
 	size_t wn = 0;
 	int a[2], b[2];
 
@@ -239,12 +240,15 @@ test_outq_shared(void)
 	for (size_t i = 0; i < sizeof(frame_bytes); i++)
 		frame_bytes[i] = (char)('a' + i % 26);
 	f = outq_frame_new(frame_bytes, sizeof(frame_bytes));
-	/* q1: copy, frame, static, copy; q2: the frame alone. A copy after a
-	 * reference gets a chunk of its own (it must not write into the
-	 * frame). */
+	/* A constant frame: its creator keeps a reference (the relay's
+	 * heartbeat). */
+	hb_frame = outq_frame_new(hb, sizeof(hb) - 1);
+	/* q1: copy, frame, constant frame, copy; q2: the frame alone. A copy
+	 * after a reference gets a chunk of its own (it must not write into
+	 * the frame). */
 	outq_append(&q1, "head", 4);
 	outq_append_frame(&q1, f);
-	outq_append_static(&q1, hb, sizeof(hb) - 1);
+	outq_append_frame(&q1, hb_frame);
 	outq_append(&q1, "tail", 4);
 	outq_append_frame(&q2, f);
 	outq_frame_unref(f); /* the queues hold it now */
@@ -262,6 +266,7 @@ test_outq_shared(void)
 	is_int(outq_flush(&q1, a[0], 1 << 20), 0, "q1 written");
 	ok(read_all(a[1], back, wn) == wn && memcmp(back, want, wn) == 0,
 	    "q1's bytes in order");
+	outq_frame_unref(hb_frame); /* its creator's reference, the last */
 	/* q1 let go of its reference: q2's is still good (ASan would see a
 	 * use after free here), and the last one frees the frame (LSan would
 	 * see a leak). */

@@ -2,7 +2,9 @@
 // createElement, text from text nodes: nothing a user wrote is ever parsed
 // as HTML. There is deliberately no helper that takes markup.
 
-const SAFE_URL = /^(https?:|#|\/(?!\/))/i;
+// http(s):, #fragment, or a same-origin path: a "/" not followed by a
+// second "/" or a backslash (browsers read "//x" and "/\x" as another host)
+const SAFE_URL = /^(https?:|#|\/(?![\/\\]))/i;
 
 // h('button', {class: 'x', onclick: fn, 'aria-label': 'Close'}, 'text', child)
 export function h(tag, props, ...children) {
@@ -50,8 +52,6 @@ export function replace(el, ...children) {
   clear(el);
   return add(el, children);
 }
-
-export const $ = (sel, root = document) => root.querySelector(sel);
 
 // Keyed list update: items are {key, sig, render()}. An element whose key
 // and sig are unchanged is kept (with its focus and state); a changed one is

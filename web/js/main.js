@@ -2,7 +2,7 @@
 // #/admin/users, #/admin/settings) and the event loop wiring.
 import { h, replace, announce } from './dom.js';
 import * as api from './api.js';
-import { S, on, emit, reset, loadRooms, loadLatest, loadPresence, applyEvent, roomTitle, sortedRooms } from './state.js';
+import { S, on, emit, reset, loadRooms, loadLatest, loadPresence, applyEvent, applySettings, roomTitle, sortedRooms } from './state.js';
 import { createStream } from './stream.js';
 import { loadOutbox, clearOutbox, pump, pendingCount } from './outbox.js';
 import { loginView, forcedPasswordView } from './views/login.js';
@@ -14,7 +14,7 @@ import { mountAccount } from './views/account.js';
 import { displayName } from './util.js';
 
 const app = document.getElementById('app');
-let layout = null;     // {root, nav, main, sidebar}
+let layout = null;     // {root, nav, main, destroy}
 let view = null;       // the mounted main view
 let viewKey = '';
 let resyncing = false;
@@ -58,7 +58,6 @@ const hooks = {
     api.get('/me').catch(() => {});
   },
   gone() { signedOut('Your account is no longer active.'); },
-  notify() {},
 };
 
 async function resync() {
@@ -86,12 +85,11 @@ async function resync() {
 
 addEventListener('online', () => { emit('conn'); stream.kick(); pump(); });
 
-// The event stream fixes the set of rooms it serves when it connects, and
-// creating a room or a direct message adds nobody to an open stream (only
-// member.joined does): the creator reconnects at once (stream:restart), and
-// every client looks for rooms it did not know about once a minute and
-// reconnects when it finds one (the other person of a new DM). Resuming
-// from our cursor loses nothing.
+// room.created carries member_ids, so a new room or direct message reaches
+// its first members' open streams at once. As a safety net the creator
+// still reconnects (stream:restart), and every client looks for rooms it
+// did not know about once a minute and reconnects when it finds one.
+// Resuming from our cursor loses nothing.
 on('stream:restart', () => stream.restart());
 setInterval(async () => {
   if (!S.me || S.conn !== 'open' || document.visibilityState !== 'visible') return;
@@ -109,12 +107,16 @@ addEventListener('offline', () => emit('conn'));
 
 function signedOut(notice) {
   stream.stop();
+  for (const d of document.querySelectorAll('dialog[open]')) d.close();
+  // reset() first: it stops the session's timers and clears S.me, so
+  // nothing torn down below sends requests for the ended session
+  reset();
+  clearOutbox(false);
   if (view && view.destroy) view.destroy();
   view = null;
   viewKey = '';
+  if (layout) layout.destroy();
   layout = null;
-  clearOutbox(false);
-  reset();
   document.title = 'Roost';
   loginView(app, { onSignedIn: signedIn, notice });
 }
@@ -142,6 +144,7 @@ function signedIn(user) {
 }
 
 async function start() {
+  if (layout) layout.destroy();
   buildLayout();
   let cursor = null;
   try {
@@ -150,12 +153,10 @@ async function start() {
     if (e.status === 401) return;
     toast('Could not load your rooms: ' + e.message, 'error');
   }
-  // the tenant's reaction set and limits, for every member
-  api.get('/settings').then((st) => {
-    S.reactions = st.reactions;
-    S.appName = st.app_name;
-    emit('me');
-  }).catch(() => {});
+  // the tenant's reaction set and limits, for every member (unless this
+  // session ended meanwhile)
+  const me = S.me;
+  api.get('/settings').then((st) => { if (S.me && S.me === me) applySettings(st); }).catch(() => {});
   loadOutbox();
   stream.start(cursor);
   route();
@@ -210,12 +211,16 @@ function buildLayout() {
     joinCode: joinCodeDialog,
     newDm: newDmDialog,
   });
-  on('me', renderTop);
-  on('conn', renderConn);
-  on('outbox', renderConn);
+  const offs = [on('me', renderTop), on('conn', renderConn), on('outbox', renderConn)];
   renderTop();
   renderConn();
-  layout = { root, nav, main, sidebar };
+  layout = {
+    root, nav, main,
+    destroy() {
+      offs.forEach((f) => f());
+      sidebar.destroy();
+    },
+  };
 }
 
 function focusMain() {
@@ -278,7 +283,7 @@ async function route() {
     const mod = await import('./views/admin.js');
     if (viewKey !== key) return;
     view = key === 'admin/settings'
-      ? mod.mountAdminSettings(main, { onBack, onSaved: (st) => { S.appName = st.app_name; emit('me'); } })
+      ? mod.mountAdminSettings(main, { onBack })
       : mod.mountAdminUsers(main, { onBack });
   } else {
     view = welcome(main);

@@ -41,6 +41,8 @@ export function loadOutbox() {
 export function clearOutbox(forget) {
   if (forget && key()) localStorage.removeItem(key());
   items = [];
+  clearTimeout(timer);
+  timer = null;
 }
 
 export const pendingFor = (roomId) => items.filter((i) => i.roomId === roomId);

@@ -41,10 +41,21 @@ function flush() {
   frame = 0;
   const topics = [...pending];
   pending.clear();
-  for (const t of topics) for (const fn of subs.get(t) || []) fn(t);
+  for (const t of topics) {
+    for (const fn of subs.get(t) || []) {
+      try { fn(t); } catch (err) { console.error('subscriber failed', t, err); }
+    }
+  }
 }
 
+// Forget everything of the session, and stop its timers (typing lapses,
+// pending POST /read, the GET /rooms refresh).
 export function reset() {
+  for (const m of S.typing.values()) for (const t of m.values()) clearTimeout(t.timer);
+  for (const t of readTimers.values()) clearTimeout(t);
+  readTimers.clear();
+  clearTimeout(refreshTimer);
+  refreshTimer = null;
   S.me = null;
   S.rooms.clear();
   S.msgs.clear();
@@ -63,7 +74,13 @@ export function rememberUser(u) {
   S.users.set(u.id, { ...old, ...u });
 }
 
-export const userName = (id) => displayName(S.users.get(id)) || 'Someone';
+// The tenant's settings (GET /settings, or PATCH /admin/settings's answer):
+// the reaction set and the app's name.
+export function applySettings(st) {
+  S.reactions = (st && st.reactions) || DEFAULT_REACTIONS.slice();
+  S.appName = (st && st.app_name) || 'Roost';
+  emit('me');
+}
 
 // ---------------------------------------------------------------- rooms
 
@@ -122,14 +139,14 @@ export function dropRoom(id) {
   emit('room:' + id);
 }
 
-const refreshSoon = (() => {
-  let t = null;
-  return () => {
-    clearTimeout(t);
-    t = setTimeout(() => loadRooms().catch(() => {}), 250);
-  };
-})();
-export { refreshSoon as refreshRooms };
+let refreshTimer = null;
+function refreshSoon() {
+  clearTimeout(refreshTimer);
+  refreshTimer = setTimeout(() => {
+    refreshTimer = null;
+    loadRooms().catch(() => {});
+  }, 250);
+}
 
 // ---------------------------------------------------------------- messages
 
@@ -216,7 +233,9 @@ export async function loadMore(roomId, dir) {
   }
 }
 
-function patchMessage(roomId, id, fn) {
+// Changes a message in place, in the loaded timeline and as the room's last
+// message (the sidebar's preview); bumps its revision so both re-render.
+export function patchMessage(roomId, id, fn) {
   const store = S.msgs.get(roomId);
   const m = store && store.byId.get(id);
   if (m) {
@@ -225,8 +244,12 @@ function patchMessage(roomId, id, fn) {
     emit('room:' + roomId);
   }
   const r = S.rooms.get(roomId);
-  if (r && r.last_message && r.last_message.id === id) {
-    fn(r.last_message);
+  const last = r && r.last_message;
+  if (last && last.id === id) {
+    if (last !== m) {
+      fn(last);
+      last._rev = ++S.rev;
+    }
     emit('rooms');
   }
 }
@@ -317,7 +340,6 @@ export function applyEvent(ev, hooks) {
         else {
           room.unread_count = (room.unread_count || 0) + 1;
           if (S.me && (d.mentions || []).includes(S.me.id)) room.mention_count = (room.mention_count || 0) + 1;
-          if (hooks && hooks.notify) hooks.notify(room, d);
         }
       }
       emit('rooms');

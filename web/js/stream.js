@@ -93,7 +93,8 @@ export function createStream({ onEvent, onResync, onState }) {
       onState('idle');
     },
     // reopen now from where we are: the new connection loads my rooms
-    // afresh (see main.js: rooms I create are not added to an open one)
+    // afresh (a safety net: room.created's member_ids already add a new
+    // room to open streams; see main.js)
     restart() {
       if (!running) return;
       attempt = 0;

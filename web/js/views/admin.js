@@ -1,8 +1,8 @@
 // admin.js (loaded on demand): users and tenant settings, for admins.
 import { h, add, replace } from '../dom.js';
 import { get, post, patch, del, qs } from '../api.js';
-import { S } from '../state.js';
-import { displayName, debounce, DEFAULT_REACTIONS } from '../util.js';
+import { S, applySettings } from '../state.js';
+import { displayName, debounce } from '../util.js';
 import { field, errorBox, showError, busy, toast, errorText, confirmDialog, openDialog, avatar } from './ui.js';
 
 function frame(main, title, tab, onBack, ...content) {
@@ -124,7 +124,7 @@ const LABELS = {
   visitor_room_id: 'Visitor room id (empty = off)', visitor_messages_per_hour: 'Visitor messages per hour',
 };
 
-export function mountAdminSettings(main, { onBack, onSaved }) {
+export function mountAdminSettings(main, { onBack }) {
   const form = h('form', { class: 'stack', 'aria-label': 'Tenant settings' });
   const err = errorBox();
   let current = null;
@@ -161,8 +161,7 @@ export function mountAdminSettings(main, { onBack, onSaved }) {
     await busy(form, async () => {
       try {
         current = await patch('/admin/settings', body);
-        S.reactions = current.reactions || DEFAULT_REACTIONS.slice();
-        if (onSaved) onSaved(current);
+        applySettings(current);
         toast('Settings saved');
       } catch (e) { showError(err, e); }
     });

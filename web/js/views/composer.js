@@ -179,7 +179,6 @@ export function createComposer({ roomTitle, members, onSend, onEdit, onEditLast,
 
   return {
     el: form,
-    input: ta,
     setRoom(id) { form.dataset.room = String(id); },
     focus() { ta.focus(); },
     reply(m) { setMode({ kind: 'reply', m }); ta.focus(); },
@@ -191,10 +190,7 @@ export function createComposer({ roomTitle, members, onSend, onEdit, onEditLast,
       ta.focus();
       ta.setSelectionRange(ta.value.length, ta.value.length);
     },
-    disable(reason) {
-      ta.disabled = true;
-      sendBtn.disabled = true;
-      ta.placeholder = reason;
-    },
+    // typing stop, if a start was announced (best effort)
+    stopTyping() { ping(false); },
   };
 }

@@ -2,7 +2,7 @@
 import { h, replace, reconcile, announce } from '../dom.js';
 import { put, del, patch } from '../api.js';
 import {
-  S, on, emit, roomMsgs, loadLatest, loadAround, loadMore, markRead, roomTitle, loadMembers,
+  S, on, roomMsgs, loadLatest, loadAround, loadMore, markRead, roomTitle, loadMembers, patchMessage,
 } from '../state.js';
 import { dayKey, fmtDay, displayName, plural } from '../util.js';
 import { pendingFor, send, retry, discard } from '../outbox.js';
@@ -15,7 +15,7 @@ const GROUP_MS = 5 * 60 * 1000;
 export function mountRoom(main, roomId, { jumpTo, onInfo, onPins, onBack } = {}) {
   const room0 = S.rooms.get(roomId);
   const title = room0 ? (room0.kind === 'dm' ? roomTitle(room0) : '#' + roomTitle(room0)) : 'Room';
-  const v = { active: null, picker: null, stick: true, highlight: null, destroyed: false };
+  const v = { active: null, picker: null, stick: true, destroyed: false };
 
   const h2 = h('h2', { id: 'room-title', class: 'room-title', tabindex: -1 });
   const topic = h('p', { class: 'room-topic' });
@@ -45,9 +45,7 @@ export function mountRoom(main, roomId, { jumpTo, onInfo, onPins, onBack } = {})
     onEdit: async (m, text) => {
       try {
         const doc = await patch(`/messages/${m.id}`, { content: text });
-        Object.assign(m, doc);
-        m._rev = ++S.rev;
-        emit('room:' + roomId);
+        patchMessage(roomId, m.id, (x) => Object.assign(x, doc));
         return true;
       } catch (e) {
         toast('Could not edit: ' + errorText(e), 'error');
@@ -316,10 +314,7 @@ export function mountRoom(main, roomId, { jumpTo, onInfo, onPins, onBack } = {})
           const mine = (m.reactions || []).find((r) => r.emoji === arg && (r.user_ids || []).includes(S.me.id));
           const path = `/messages/${m.id}/reactions/${encodeURIComponent(arg)}`;
           const doc = mine ? await del(path) : await put(path);
-          if (doc && doc.reactions) {
-            m.reactions = doc.reactions;
-            m._rev = ++S.rev;
-          }
+          if (doc && doc.reactions) patchMessage(roomId, m.id, (x) => { x.reactions = doc.reactions; });
           v.picker = null;
           render();
           focusIn(m.id, `.chip[data-emoji="${CSS.escape(arg)}"]`);
@@ -337,14 +332,15 @@ export function mountRoom(main, roomId, { jumpTo, onInfo, onPins, onBack } = {})
             announce('Message deleted');
           }
           break;
-        case 'pin':
-          if (m.pinned) await del(`/messages/${m.id}/pin`);
-          else await put(`/messages/${m.id}/pin`);
-          m.pinned = !m.pinned;
-          m._rev = ++S.rev;
+        case 'pin': {
+          const pinned = !m.pinned;
+          if (pinned) await put(`/messages/${m.id}/pin`);
+          else await del(`/messages/${m.id}/pin`);
+          patchMessage(roomId, m.id, (x) => { x.pinned = pinned; });
           render();
-          announce(m.pinned ? 'Pinned' : 'Unpinned');
+          announce(pinned ? 'Pinned' : 'Unpinned');
           break;
+        }
         case 'jump':
           jump(arg);
           break;
@@ -397,12 +393,12 @@ export function mountRoom(main, roomId, { jumpTo, onInfo, onPins, onBack } = {})
   renderTyping();
 
   return {
-    roomId,
     jump,
-    focusComposer: () => composer.focus(),
     focusTitle: () => h2.focus(),
     destroy() {
       v.destroyed = true;
+      // leaving the room while typing: tell the others (not after sign-out)
+      if (S.me) composer.stopTyping();
       offs.forEach((f) => f());
       document.removeEventListener('visibilitychange', onVisible);
       if (S.openRoomId === roomId) S.openRoomId = null;
