@@ -125,10 +125,11 @@ const users = cfg.users;
 const scenarios = [
   ['first_screen_budget', async () => {
     const { ctx, page } = await newUserPage(browser, 'guest');
-    const seen = [];
-    page.on('requestfinished', async (req) => {
-      const s = await req.sizes().catch(() => null);
-      seen.push({ url: req.url(), bytes: s ? s.responseBodySize + s.responseHeadersSize : 0 });
+    const seen = [], sizing = [];
+    page.on('requestfinished', (req) => {
+      // sizes() answers later: the total waits for all of them
+      sizing.push(req.sizes().catch(() => null).then((s) =>
+        seen.push({ url: req.url(), bytes: s ? s.responseBodySize + s.responseHeadersSize : 0 })));
     });
     page.on('requestfailed', (req) => seen.push({ url: req.url(), bytes: 0, failed: true }));
     const resp = await page.goto(BASE + '/');
@@ -136,6 +137,7 @@ const scenarios = [
     assert(/script-src 'self'/.test(csp) && /frame-ancestors 'none'/.test(csp), `no strict CSP on /: "${csp}"`);
     await page.getByRole('button', { name: 'Sign in' }).waitFor({ timeout: T });
     await page.waitForLoadState('networkidle');
+    await Promise.all(sizing);
     const external = seen.filter((r) => !r.url.startsWith(BASE + '/'));
     assert(!external.length, `external requests: ${external.map((r) => r.url).join(', ')}`);
     const total = seen.reduce((n, r) => n + r.bytes, 0);
