@@ -499,3 +499,71 @@ auth_start_session(req_ctx *c, int64_t user_id, const char *device,
 	set_cookies(c, jwt, csrf, claims.exp - claims.iat);
 	return R_SUCCESS;
 }
+
+/* {1,2,3} for n ids (0 stands for none: no row has it). */
+static const char *
+id_array(arena *a, const auth_stream_cred *v, size_t n, bool tokens)
+{
+	buf b = BUF_INIT;
+	const char *s;
+
+	buf_putc(&b, '{');
+	for (size_t i = 0; i < n; i++)
+		buf_printf(&b, "%s%" PRId64, i ? "," : "",
+		    tokens ? v[i].token_id : v[i].session_id);
+	buf_putc(&b, '}');
+	s = arena_strdup(a, b.data);
+	buf_free(&b);
+	return s;
+}
+
+rerr
+auth_check_streams(
+    db *d, arena *a, const char *schema, auth_stream_cred *v, size_t n)
+{
+	const char *p[2];
+	PGresult *res;
+	rerr e;
+
+	for (size_t i = 0; i < n; i++)
+		v[i].ended = NULL;
+	if (n == 0)
+		return R_SUCCESS;
+	p[0] = id_array(a, v, n, false);
+	p[1] = id_array(a, v, n, true);
+	if ((e = db_ensure(d)) != R_SUCCESS ||
+	    (e = db_begin(d, schema)) != R_SUCCESS)
+		return R_UNAVAILABLE;
+	/* The same rules as a request's credential check (session_state,
+	 * api_token_state): a row that is gone was deleted with its user. */
+	res = db_query(d, a, &e,
+	    "SELECT i, why FROM (SELECT q.i, CASE "
+	    "WHEN u.id IS NULL THEN 'revoked' "
+	    "WHEN u.deleted_at IS NOT NULL THEN 'deleted' "
+	    "WHEN u.suspended THEN 'suspended' "
+	    "WHEN s.id IS NOT NULL AND s.revoked_at IS NOT NULL "
+	    "THEN coalesce(nullif(s.revoked_reason, ''), 'revoked') "
+	    "WHEN s.id IS NOT NULL AND s.expires_at <= now() THEN 'expired' "
+	    "WHEN t.id IS NOT NULL AND t.revoked_at IS NOT NULL "
+	    "THEN 'token_revoked' "
+	    "WHEN u.must_change_password THEN 'password_reset' END AS why "
+	    "FROM unnest($1::bigint[], $2::bigint[]) WITH ORDINALITY "
+	    "AS q(sid, tid, i) "
+	    "LEFT JOIN sessions s ON s.id = q.sid AND q.sid <> 0 "
+	    "LEFT JOIN api_tokens t ON t.id = q.tid AND q.tid <> 0 "
+	    "LEFT JOIN users u ON u.id = coalesce(s.user_id, t.user_id)) x "
+	    "WHERE why IS NOT NULL",
+	    2, p);
+	if (res == NULL) {
+		db_rollback(d);
+		return R_UNAVAILABLE;
+	}
+	for (int r = 0; r < PQntuples(res); r++) {
+		long long i = strtoll(PQgetvalue(res, r, 0), NULL, 10);
+
+		if (i >= 1 && (size_t)i <= n)
+			v[i - 1].ended = PQgetvalue(res, r, 1);
+	}
+	db_rollback(d);
+	return R_SUCCESS;
+}

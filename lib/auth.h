@@ -19,6 +19,8 @@
 
 #include <json-c/json.h>
 
+#include "arena.h"
+#include "db.h"
 #include "error.h"
 
 struct req_ctx;
@@ -63,6 +65,23 @@ rerr auth_forget_user(struct req_ctx *c, int64_t user_id);
 /* Runs the stale-marks recorded by this request (the pipeline calls it
  * after COMMIT). */
 void auth_after_commit(struct req_ctx *c);
+
+/* One open event stream's credential, for auth_check_streams. */
+typedef struct auth_stream_cred {
+	int64_t session_id; /* or 0 */
+	int64_t token_id;   /* or 0 */
+	const char *ended;  /* out: NULL while live, else why it ended
+	                     * ("logout", "expired", ...; arena memory) */
+} auth_stream_cred;
+
+/* The backstop for a lost session.ended event (docs/realtime.md): checks
+ * in one query whether each credential is still live (not revoked, not
+ * expired, its user neither suspended, deleted, nor made to change the
+ * password) and sets ended for those that are not. Runs its own
+ * read-only transaction on d, which must not be inside one, in schema.
+ * R_SUCCESS, or R_UNAVAILABLE (nothing set) when PostgreSQL fails. */
+rerr auth_check_streams(
+    db *d, arena *a, const char *schema, auth_stream_cred *v, size_t n);
 
 /* A client address and user agent safe to store: printable ASCII only,
  * bounded. Arena memory. */

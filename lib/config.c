@@ -52,6 +52,7 @@ static const key keys[] = {
 	NUM("ROOST_EVENTS_RETAIN", K_INT, events_retain, 1000, 10000000),
 	NUM("ROOST_SSE_HEARTBEAT_S", K_INT, sse_heartbeat_s, 1, 300),
 	NUM("ROOST_SSE_MAX_S", K_INT, sse_max_s, 5, 86400),
+	NUM("ROOST_SESSION_RECHECK_S", K_INT, session_recheck_s, 1, 3600),
 	STR("ROOST_RELAY_LISTEN", relay_listen),
 	NUM("ROOST_RELAY_MAX_OUTPUT", K_SIZE, relay_max_output, 1024,
 	    1LL << 30),
@@ -344,6 +345,7 @@ config_load(roost_config *c, const char *file, char *err, size_t errlen)
 	c->events_retain = 100000;
 	c->sse_heartbeat_s = 15;
 	c->sse_max_s = 300;
+	c->session_recheck_s = 10;
 	c->relay_max_output = CONFIG_DEFAULT_RELAY_MAX_OUTPUT;
 
 	if (file == NULL)

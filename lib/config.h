@@ -40,6 +40,10 @@ typedef struct roost_config {
 	int events_retain;   /* ROOST_EVENTS_RETAIN: stream length, 100000 */
 	int sse_heartbeat_s; /* ROOST_SSE_HEARTBEAT_S: comment period, 15 */
 	int sse_max_s; /* ROOST_SSE_MAX_S: roost.fcgi closes a stream, 300 */
+	/* ROOST_SESSION_RECHECK_S: open streams' sessions are checked
+	 * against PostgreSQL this often, 10 (the backstop when a
+	 * session.ended event is lost) */
+	int session_recheck_s;
 	char *relay_listen;      /* ROOST_RELAY_LISTEN: roost-relay's -l, or
 	                            NULL for its default */
 	size_t relay_max_output; /* ROOST_RELAY_MAX_OUTPUT: bytes, 1 MiB */

@@ -59,6 +59,40 @@ events_tenant(db *d, arena *a, const char *type, json_object *data)
 	return emit(d, a, 0, 0, type, data, 0);
 }
 
+static size_t
+add_ids(json_object *o, const char *key, const PGresult *rows)
+{
+	json_object *ids;
+	int n = rows != NULL ? PQntuples(rows) : 0;
+
+	if (n == 0)
+		return 0;
+	ids = json_object_new_array_ext(n);
+	for (int i = 0; i < n; i++)
+		json_object_array_add(ids, db_col_i64(rows, i, 0));
+	json_object_object_add(o, key, ids);
+	return (size_t)n;
+}
+
+rerr
+events_session_ended(db *d, arena *a, int64_t user_id, const char *reason,
+    bool all, const PGresult *sessions, const PGresult *tokens)
+{
+	json_object *o = json_object_new_object();
+	size_t named = 0;
+
+	json_object_object_add(o, "reason", json_object_new_string(reason));
+	if (all)
+		json_object_object_add(o, "all", json_object_new_boolean(1));
+	named += add_ids(o, "session_ids", sessions);
+	named += add_ids(o, "token_ids", tokens);
+	if (!all && named == 0) {
+		json_object_put(o);
+		return R_SUCCESS;
+	}
+	return emit(d, a, 0, user_id, "session.ended", o, 0);
+}
+
 rerr
 events_user_updated(db *d, arena *a, int64_t user_id)
 {

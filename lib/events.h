@@ -35,6 +35,15 @@ rerr events_user_updated(db *d, arena *a, int64_t user_id);
 rerr events_user_from(db *d, arena *a, int64_t user_id, const char *type,
     json_object *data, int64_t origin_session);
 
+/* session.ended for user_id's open streams (docs/realtime.md): those
+ * of the sessions and API tokens whose ids are the first column of
+ * sessions' and tokens' rows (either may be NULL), or, with all, every
+ * stream of the user. reason is a constant ("logout", "suspended", ...).
+ * Records nothing when it names nothing. Every relay and waiting worker
+ * ends those streams once the transaction commits. */
+rerr events_session_ended(db *d, arena *a, int64_t user_id, const char *reason,
+    bool all, const PGresult *sessions, const PGresult *tokens);
+
 /* How many events this process inserted since the last call (whether or
  * not their transactions committed), and resets the count: a front end
  * drains the outbox after a request that wrote some. Processes here are

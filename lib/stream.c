@@ -499,6 +499,74 @@ session_named(const stream_entry *e, int64_t sid)
 	return yes;
 }
 
+/* A reason as we write them: lower-case words joined by '_'. */
+static bool
+safe_reason(const char *r)
+{
+	size_t n = 0;
+
+	for (; r[n] != '\0'; n++)
+		if (!((r[n] >= 'a' && r[n] <= 'z') || r[n] == '_'))
+			return false;
+	return n > 0 && n < STREAM_REASON_MAX;
+}
+
+void
+stream_sub_end(stream_sub *s, const char *reason)
+{
+	if (s->end_reason[0] != '\0')
+		return;
+	snprintf(s->end_reason, sizeof(s->end_reason), "%s",
+	    reason != NULL && safe_reason(reason) ? reason : "revoked");
+}
+
+static bool
+id_listed(json_object *o, const char *key, int64_t id)
+{
+	json_object *ids;
+
+	if (id == 0 || !json_object_object_get_ex(o, key, &ids) ||
+	    !json_object_is_type(ids, json_type_array))
+		return false;
+	for (size_t i = 0; i < json_object_array_length(ids); i++) {
+		json_object *v = json_object_array_get_idx(ids, i);
+
+		if (json_object_is_type(v, json_type_int) &&
+		    json_object_get_int64(v) == id)
+			return true;
+	}
+	return false;
+}
+
+/* session.ended {reason, all?, session_ids?, token_ids?}: does it end s? */
+static bool
+ends_me(stream_sub *s, const stream_entry *e)
+{
+	json_tokener *tok = json_tokener_new();
+	json_object *o = json_tokener_parse_ex(tok, e->data, (int)e->data_len),
+	            *v;
+	bool yes = false;
+
+	json_tokener_free(tok);
+	if (o == NULL || !json_object_is_type(o, json_type_object)) {
+		json_object_put(o);
+		return false;
+	}
+	if (json_object_object_get_ex(o, "all", &v) &&
+	    json_object_is_type(v, json_type_boolean))
+		yes = json_object_get_boolean(v);
+	yes = yes || id_listed(o, "session_ids", s->session_id) ||
+	    id_listed(o, "token_ids", s->token_id);
+	if (yes)
+		stream_sub_end(s,
+		    json_object_object_get_ex(o, "reason", &v) &&
+		            json_object_is_type(v, json_type_string)
+		        ? json_object_get_string(v)
+		        : NULL);
+	json_object_put(o);
+	return yes;
+}
+
 bool
 stream_sub_accept(stream_sub *s, const stream_entry *e)
 {
@@ -510,6 +578,8 @@ stream_sub_accept(stream_sub *s, const stream_entry *e)
 	if (e->user_id != 0) {
 		if (e->user_id != s->user_id)
 			return false;
+		if (strcmp(e->type, "session.ended") == 0)
+			return ends_me(s, e);
 		if (strcmp(e->type, "session.displaced") == 0 &&
 		    s->session_id != 0 && session_named(e, s->session_id))
 			s->ended = true;
@@ -616,4 +686,24 @@ stream_format_sse_ephemeral(buf *out, const stream_ephemeral *e)
 		buf_puts(out, "\n\n");
 	}
 	json_object_put(o);
+}
+
+void
+stream_format_ended(buf *out, const stream_cursor *at, const char *reason)
+{
+	char cur[STREAM_CURSOR_MAX];
+
+	if (reason == NULL || !safe_reason(reason))
+		reason = "revoked";
+	if (at != NULL) {
+		stream_cursor_format(at, cur);
+		buf_printf(out, "id: %s\n", cur);
+	}
+	buf_puts(out, "event: session.ended\ndata: {");
+	if (at != NULL)
+		buf_printf(out, "\"id\":\"%s\",", cur);
+	buf_printf(out,
+	    "\"type\":\"session.ended\",\"room_id\":null,"
+	    "\"data\":{\"reason\":\"%s\"}}\n\n",
+	    reason);
 }

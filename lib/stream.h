@@ -122,18 +122,30 @@ bool stream_parse_ephemeral(
 /* One subscriber: who it is, which rooms it may see, where it is. The
  * rooms array is heap memory (the relay keeps subscribers for hours);
  * stream_sub_free releases it. */
+#define STREAM_REASON_MAX 32
+
 typedef struct stream_sub {
 	int64_t user_id;
 	int64_t session_id; /* 0 for API tokens */
+	int64_t token_id;   /* the API token's id; 0 for sessions */
 	int64_t *rooms;     /* sorted */
 	size_t n_rooms, cap_rooms;
 	stream_cursor cursor; /* last entry seen (delivered or filtered) */
 	bool ended; /* its session was displaced: close after delivering */
+	/* Why its session or token ended ("logout", "suspended", ...), or
+	 * "" while it lives. Once set, the stream carries nothing more: an
+	 * SSE stream gets stream_format_ended and is closed, a long-poll is
+	 * answered 401. */
+	char end_reason[STREAM_REASON_MAX];
 } stream_sub;
 
 void stream_sub_set_rooms(stream_sub *s, const int64_t *rooms, size_t n);
 bool stream_sub_in_room(const stream_sub *s, int64_t room_id);
 void stream_sub_free(stream_sub *s);
+
+/* Marks s ended for reason (lower-case letters and '_', else "revoked"),
+ * when it is not already. */
+void stream_sub_end(stream_sub *s, const char *reason);
 
 /* Decides whether e goes to s and advances s's cursor past e. Membership
  * events about s's own user change its rooms first: a member.joined adds
@@ -142,7 +154,11 @@ void stream_sub_free(stream_sub *s);
  * member.left through the user audience). read.updated is not sent back
  * to the session that caused it. Tenant events go to everyone. A
  * session.displaced naming s's session is delivered and sets s->ended:
- * the caller closes the stream after sending it. */
+ * the caller closes the stream after sending it. A session.ended naming
+ * s's session or API token (or every stream of its user) returns true
+ * and sets s->end_reason: the caller sends stream_format_ended (SSE) or
+ * 401 (long-poll) instead of the entry, and nothing after it. Streams
+ * it does not name do not see it. */
 bool stream_sub_accept(stream_sub *s, const stream_entry *e);
 
 /* Ephemeral events: rooms of s, or s's own user. */
@@ -155,5 +171,11 @@ bool stream_sub_accept_ephemeral(
 void stream_format_json(buf *out, const stream_entry *e);
 void stream_format_sse(buf *out, const stream_entry *e);
 void stream_format_sse_ephemeral(buf *out, const stream_ephemeral *e);
+
+/* The last SSE frame of a stream whose session ended:
+ * "id: ..\nevent: session.ended\ndata: {"id":..,"type":"session.ended",
+ * "room_id":null,"data":{"reason":..}}". at is the entry that ended it, or
+ * NULL when the periodic check did (no id then). */
+void stream_format_ended(buf *out, const stream_cursor *at, const char *reason);
 
 #endif

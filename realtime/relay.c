@@ -57,6 +57,7 @@
 #define ACCEPT_PAUSE_MS 100
 #define BATCHES_PER_WAKE 16 /* then serve sockets, and read on */
 #define REFRESH_CHUNK 500
+#define RECHECK_CHUNK 1000 /* credentials per batch session check */
 #define LINGER_SSE_S 5
 #define LINGER_LONGPOLL_S 30
 #define SUB_BACKOFF_MIN_MS 250
@@ -171,9 +172,10 @@ struct relay {
 
 	/* Timer chores. */
 	int64_t next_drain, next_safety, next_hb, next_refresh, next_sweep;
+	int64_t next_recheck;  /* the batch session check (backstop) */
 	int64_t drain_backoff; /* ms; 0 after a drain that worked */
 	int64_t next_alive;
-	int64_t warned_stream, warned_sub, warned_accept;
+	int64_t warned_stream, warned_sub, warned_accept, warned_recheck;
 
 	/* Constant frames, shared by every stream they are queued on. */
 	outq_frame *hb_frame, *resync_frame;
@@ -529,12 +531,18 @@ static void
 answer_longpoll(conn *c)
 {
 	relay *r = c->r;
-	bool keep = c->keep_alive && !r->stopping && !c->sub.ended;
+	bool keep = c->keep_alive && !r->stopping && !c->sub.ended &&
+	    c->sub.end_reason[0] == '\0';
 	char extra[96];
 	buf body = BUF_INIT;
 
 	snprintf(extra, sizeof(extra), "X-Request-Id: %s\r\n", c->request_id);
-	if (c->lp_resync) {
+	if (c->sub.end_reason[0] != '\0') {
+		/* What a new request with its credential would get now. */
+		respond_error(c, 401, "UNAUTHORIZED",
+		    "this session has ended; sign in again", extra, keep,
+		    c->minor, false);
+	} else if (c->lp_resync) {
 		respond_error(c, 410, "RESYNC_REQUIRED",
 		    "events after this cursor are no longer available: reload "
 		    "state (GET /api/v1/rooms) and continue from its "
@@ -588,6 +596,32 @@ resync_conn(conn *c)
 	}
 }
 
+/* c's session or token ended (c->sub.end_reason): an SSE stream gets
+ * its last frame, session.ended (with the id of the entry that said so,
+ * when one did), and is closed once it is flushed; a held long-poll is
+ * answered 401. Nothing else is sent to it. */
+static void
+end_session(conn *c, const stream_cursor *at)
+{
+	buf f = BUF_INIT;
+
+	if (c->sub_done || c->closing)
+		return;
+	c->sub_done = true;
+	log_info("stream of user %" PRId64 " ended: session %s (%s)",
+	    c->sub.user_id, c->sub.end_reason, c->peer);
+	if (c->state == C_SSE) {
+		stream_format_ended(&f, at, c->sub.end_reason);
+		conn_send(c, f.data, f.len, false);
+		buf_free(&f);
+		c->close_after_write = true;
+		want_flush(c);
+	} else {
+		c->keep_alive = false;
+		mark_ready(c);
+	}
+}
+
 /* Offers entry e to subscriber c. */
 static void
 consider(conn *c, const stream_entry *e, frames *fr)
@@ -610,6 +644,10 @@ consider(conn *c, const stream_entry *e, frames *fr)
 	if (c->sub.n_rooms != before) {
 		unlink_rooms(r, c);
 		link_rooms(r, c);
+	}
+	if (c->sub.end_reason[0] != '\0') {
+		end_session(c, &e->at);
+		return;
 	}
 	if (yes && c->state == C_SSE) {
 		if (fr->sse_frame == NULL) {
@@ -995,6 +1033,10 @@ on_pubsub(redisAsyncContext *ac, void *reply, void *priv)
 		r->next_alive = 0;
 		r->drain = true;
 		r->wake = true;
+		/* A session.ended published while we were away is read from
+		 * the stream; one that never reached it (Redis lost it) is
+		 * caught by checking every stream's session now. */
+		r->next_recheck = 0;
 	}
 }
 
@@ -1703,6 +1745,52 @@ refresh_presence(relay *r)
 		(void)presence_refresh(&r->ap, uids, ids, n);
 }
 
+/* The backstop for a lost session.ended (docs/realtime.md): every open
+ * stream's session or API token is checked against PostgreSQL, in
+ * batches of RECHECK_CHUNK, and the ended ones are ended here. */
+static void
+recheck_chunk(relay *r, conn **cs, auth_stream_cred *v, size_t n)
+{
+	if (auth_check_streams(r->ap.db, r->ap.arena, r->ap.cfg.schema, v, n) !=
+	    R_SUCCESS) {
+		if (warn_due(&r->warned_recheck))
+			log_warn("cannot check the sessions of open streams; "
+			         "trying again in %d s",
+			    r->ap.cfg.session_recheck_s);
+		arena_reset(r->ap.arena);
+		return;
+	}
+	for (size_t i = 0; i < n; i++)
+		if (v[i].ended != NULL) {
+			stream_sub_end(&cs[i]->sub, v[i].ended);
+			end_session(cs[i], NULL);
+		}
+	arena_reset(r->ap.arena);
+}
+
+static void
+recheck_sessions(relay *r)
+{
+	static conn *cs[RECHECK_CHUNK];
+	static auth_stream_cred v[RECHECK_CHUNK];
+	size_t n = 0;
+
+	for (conn *c = r->conns; c != NULL; c = c->next) {
+		if (!c->has_sub || c->sub_done || c->closing)
+			continue;
+		cs[n] = c;
+		v[n].session_id = c->sub.session_id;
+		v[n].token_id = c->sub.token_id;
+		if (++n == RECHECK_CHUNK) {
+			recheck_chunk(r, cs, v, n);
+			n = 0;
+		}
+	}
+	if (n > 0)
+		recheck_chunk(r, cs, v, n);
+	answer_ready(r);
+}
+
 /* Long-poll expiry, idle and slow connections, lingering closes. */
 static void
 expire(relay *r, int64_t now)
@@ -1756,6 +1844,11 @@ on_tick(ae_loop *l, long long id, void *data)
 		heartbeat(r);
 		r->next_hb = now + r->heartbeat_ms;
 	}
+	if (!r->stopping && now >= r->next_recheck) {
+		recheck_sessions(r);
+		r->next_recheck =
+		    ae_now_ms() + (int64_t)r->ap.cfg.session_recheck_s * 1000;
+	}
 	expire(r, now);
 	if (now >= r->next_refresh) {
 		refresh_presence(r);
@@ -1764,6 +1857,8 @@ on_tick(ae_loop *l, long long id, void *data)
 	if (!r->stopping && now >= r->next_sweep) {
 		(void)presence_sweep(&r->ap, NULL);
 		r->next_sweep = now + SWEEP_MS;
+		r->next_recheck =
+		    now + (int64_t)r->ap.cfg.session_recheck_s * 1000;
 	}
 	if (r->sub == NULL && !r->stopping && now >= r->sub_retry_at)
 		sub_connect(r);

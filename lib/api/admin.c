@@ -108,7 +108,10 @@ end_sessions(req_ctx *c, int64_t id, const char *reason)
 	        "IS NULL",
 	        2, p) == NULL)
 		return e;
-	return R_SUCCESS;
+	/* API tokens stay, but are refused while this lasts: every open
+	 * stream of the user ends. */
+	return events_session_ended(
+	    c->app->db, c->a, id, reason, true, NULL, NULL);
 }
 
 rerr
@@ -216,7 +219,9 @@ api_admin_user_delete(req_ctx *c)
 	    db_query(c->app->db, c->a, &e,
 	        "DELETE FROM api_tokens "
 	        "WHERE user_id = $1",
-	        1, p) == NULL)
+	        1, p) == NULL ||
+	    (e = events_session_ended(c->app->db, c->a, id, "deleted", true,
+	         NULL, NULL)) != R_SUCCESS)
 		return e;
 	/* Out of every room but DMs, which keep the "Deleted User" so the
 	 * conversation still makes sense (and turns read-only). */

@@ -6,6 +6,7 @@
 
 #include <sodium.h>
 
+#include "../events.h"
 #include "../log.h"
 #include "../password.h"
 #include "../ratelimit.h"
@@ -235,23 +236,31 @@ rerr
 api_logout(req_ctx *c)
 {
 	const char *p[1];
+	PGresult *res;
 	rerr e;
 
+	/* Its open event streams end too (session.ended). */
 	if (c->user.session_id) {
 		p[0] = api_id(c, c->user.session_id);
-		if (db_query(c->app->db, c->a, &e,
-		        "UPDATE sessions SET "
-		        "revoked_at = now(), revoked_reason = 'logout' "
-		        "WHERE id = $1 AND revoked_at IS NULL",
-		        1, p) == NULL)
+		res = db_query(c->app->db, c->a, &e,
+		    "UPDATE sessions SET "
+		    "revoked_at = now(), revoked_reason = 'logout' "
+		    "WHERE id = $1 AND revoked_at IS NULL RETURNING id",
+		    1, p);
+		if (res == NULL ||
+		    (e = events_session_ended(c->app->db, c->a, c->user.user_id,
+		         "logout", false, res, NULL)) != R_SUCCESS)
 			return e;
 		auth_forget_session(c, c->user.session_id);
 	} else {
 		p[0] = api_id(c, c->user.token_id);
-		if (db_query(c->app->db, c->a, &e,
-		        "UPDATE api_tokens SET "
-		        "revoked_at = now() WHERE id = $1",
-		        1, p) == NULL)
+		res = db_query(c->app->db, c->a, &e,
+		    "UPDATE api_tokens SET "
+		    "revoked_at = now() WHERE id = $1 RETURNING id",
+		    1, p);
+		if (res == NULL ||
+		    (e = events_session_ended(c->app->db, c->a, c->user.user_id,
+		         "logout", false, NULL, res)) != R_SUCCESS)
 			return e;
 	}
 	auth_clear_cookies(c);

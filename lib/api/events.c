@@ -92,6 +92,17 @@ read_into(req_ctx *c, stream_sub *sub, bool sse, buf *out, size_t *n_out,
 		for (size_t i = 0; i < b.n; i++) {
 			if (!stream_sub_accept(sub, &b.v[i]))
 				continue;
+			if (sub->end_reason[0] != '\0') {
+				/* Its session ended: the last thing it gets. */
+				if (sse) {
+					stream_format_ended(
+					    out, &b.v[i].at, sub->end_reason);
+					(*n_out)++;
+				}
+				arena_free(a);
+				*at_end = true;
+				return R_SUCCESS;
+			}
 			if (sse) {
 				stream_format_sse(out, &b.v[i]);
 			} else {
@@ -122,6 +133,46 @@ longpoll_body(buf *out, const char *events, const stream_cursor *cur)
 	buf_puts(out, "{\"events\":[");
 	buf_puts(out, events);
 	buf_printf(out, "],\"last_event_id\":\"%s\"}", s);
+}
+
+/* A held long-poll whose session or token ended: what a new request
+ * with that credential gets. */
+static rerr
+session_ended(req_ctx *c)
+{
+	return fail(
+	    c, R_UNAUTHORIZED, NULL, "this session has ended; sign in again");
+}
+
+/* The backstop for a lost session.ended: every session_recheck_s, the
+ * waiting stream's own session or token is checked against PostgreSQL.
+ * true when it has ended (sub->end_reason set). */
+static bool
+session_gone(req_ctx *c, stream_sub *sub, long long *next)
+{
+	auth_stream_cred v = { .session_id = sub->session_id,
+		.token_id = sub->token_id };
+	long long now = mono_ms();
+	arena *a;
+
+	if (sub->end_reason[0] != '\0')
+		return true;
+	if (now < *next)
+		return false;
+	*next = now + (long long)c->app->cfg.session_recheck_s * 1000;
+	a = arena_new();
+	if (auth_check_streams(c->app->db, a, c->tenant.schema, &v, 1) ==
+	        R_SUCCESS &&
+	    v.ended != NULL)
+		stream_sub_end(sub, v.ended);
+	arena_free(a);
+	return sub->end_reason[0] != '\0';
+}
+
+static long long
+next_check(req_ctx *c)
+{
+	return mono_ms() + (long long)c->app->cfg.session_recheck_s * 1000;
 }
 
 static rerr
@@ -221,7 +272,7 @@ blocking_longpoll(req_ctx *c, waiter *w, int timeout_s)
 	buf events = BUF_INIT, body = BUF_INIT;
 	size_t n = 0;
 	long long deadline = mono_ms() + (long long)timeout_s * 1000;
-	long long next_chores = mono_ms() + 1000;
+	long long next_chores = mono_ms() + 1000, next_auth = next_check(c);
 	const char *cid = conn_id(c);
 	rerr e = R_SUCCESS;
 	bool rs = false;
@@ -243,12 +294,16 @@ blocking_longpoll(req_ctx *c, waiter *w, int timeout_s)
 			rs = true;
 			break;
 		}
+		if (session_gone(c, w->sub, &next_auth))
+			break;
 		if (n == 0)
 			chores(c, &next_chores);
 	}
 	(void)presence_disconnect(
 	    c->app, w->sub->user_id, cid, LINGER_LONGPOLL_S);
-	if (e == R_SUCCESS && rs)
+	if (e == R_SUCCESS && w->sub->end_reason[0] != '\0')
+		e = session_ended(c);
+	else if (e == R_SUCCESS && rs)
 		e = resync(c);
 	if (e == R_SUCCESS) {
 		longpoll_body(
@@ -299,7 +354,7 @@ blocking_sse(req_ctx *c, waiter *w, const buf *backlog)
 	long long next_hb =
 	    mono_ms() + (long long)ap->cfg.sse_heartbeat_s * 1000;
 	long long next_refresh = mono_ms() + PRESENCE_REFRESH_S * 1000LL;
-	long long next_chores = mono_ms() + 1000;
+	long long next_chores = mono_ms() + 1000, next_auth = next_check(c);
 	const char *cid = conn_id(c);
 	size_t n = 0;
 
@@ -336,6 +391,9 @@ blocking_sse(req_ctx *c, waiter *w, const buf *backlog)
 			(void)out_send(c, frames.data, frames.len);
 			break;
 		}
+		if (w->sub->end_reason[0] == '\0' &&
+		    session_gone(c, w->sub, &next_auth))
+			stream_format_ended(&frames, NULL, w->sub->end_reason);
 		now = mono_ms();
 		if (frames.len == 0 && now >= next_hb)
 			buf_puts(&frames, ": hb\n\n");
@@ -346,8 +404,8 @@ blocking_sse(req_ctx *c, waiter *w, const buf *backlog)
 			next_hb =
 			    now + (long long)ap->cfg.sse_heartbeat_s * 1000;
 		}
-		if (w->sub->ended)
-			break; /* its session was displaced */
+		if (w->sub->ended || w->sub->end_reason[0] != '\0')
+			break; /* its session was displaced, or ended */
 		if (now >= next_refresh) {
 			const char *ids[1] = { cid };
 
@@ -388,6 +446,7 @@ api_events_get(req_ctx *c)
 		    "is not a cursor this server gave out");
 	sub.user_id = c->user.user_id;
 	sub.session_id = c->user.session_id;
+	sub.token_id = c->user.token_id;
 	if ((e = load_rooms(c, &sub)) != R_SUCCESS)
 		goto out;
 	/* Nothing below needs the database: let go of it before waiting. */
@@ -445,6 +504,17 @@ api_events_get(req_ctx *c)
 	}
 	if (rs) {
 		e = resync(c);
+		goto out;
+	}
+	if (sub.end_reason[0] != '\0') {
+		/* Its session ended after this request was let in: the
+		 * backlog up to that point, and the end. */
+		if (sse) {
+			sse_headers(c);
+			buf_append(&c->res->body, out.data, out.len);
+		} else {
+			e = session_ended(c);
+		}
 		goto out;
 	}
 	if (sse) {

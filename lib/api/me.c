@@ -148,11 +148,13 @@ api_me_password(req_ctx *c)
 	        "must_change_password = false, updated_at = now() WHERE id = "
 	        "$1",
 	        2, p) == NULL ||
-	    db_query(c->app->db, c->a, &e,
-	        "UPDATE sessions SET revoked_at = "
-	        "now(), revoked_reason = 'password_changed' WHERE user_id = $1 "
-	        "AND revoked_at IS NULL AND id <> $2",
-	        2, (const char *[]){ p[0], p[2] }) == NULL)
+	    (res = db_query(c->app->db, c->a, &e,
+	         "UPDATE sessions SET revoked_at = "
+	         "now(), revoked_reason = 'password_changed' WHERE user_id = "
+	         "$1 AND revoked_at IS NULL AND id <> $2 RETURNING id",
+	         2, (const char *[]){ p[0], p[2] })) == NULL ||
+	    (e = events_session_ended(c->app->db, c->a, c->user.user_id,
+	         "password_changed", false, res, NULL)) != R_SUCCESS)
 		return e;
 	c->res->status = 204;
 	return R_SUCCESS;
@@ -225,6 +227,9 @@ api_me_session_delete(req_ctx *c)
 	if (PQntuples(res) != 1)
 		return fail(
 		    c, R_NOT_FOUND, "id", "no such live session of yours");
+	if ((e = events_session_ended(c->app->db, c->a, c->user.user_id,
+	         "revoked", false, res, NULL)) != R_SUCCESS)
+		return e;
 	auth_forget_session(c, sid);
 	if (sid == c->user.session_id)
 		auth_clear_cookies(c);
@@ -337,6 +342,9 @@ api_me_token_delete(req_ctx *c)
 		return e;
 	if (PQntuples(res) != 1)
 		return fail(c, R_NOT_FOUND, "id", "no such API token of yours");
+	if ((e = events_session_ended(c->app->db, c->a, c->user.user_id,
+	         "token_revoked", false, NULL, res)) != R_SUCCESS)
+		return e;
 	c->res->status = 204;
 	return R_SUCCESS;
 }

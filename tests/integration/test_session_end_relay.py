@@ -1,0 +1,93 @@
+#!/usr/bin/python3
+"""Integration: ending a session ends its open streams, through roost-relay.
+
+Runs every test of test_session_end.py with roost-relay behind lighttpd
+(Stack(relay=True)), then these relay-only ones:
+
+- A revocation made while the relay's Redis subscriber is reconnecting
+  (its connection killed with CLIENT KILL just before) still ends the
+  stream within 2 s: the session.ended event is durable, and the relay
+  reads the stream on its own timer even without a wake-up.
+- A revocation that left no event at all (SQL alone) on a relay that
+  checks sessions only hourly is caught when the relay's subscriber
+  reconnects: it re-checks every open stream's session then.
+- Every relay process: two relays on one Redis, a stream of the session on
+  each; one logout ends both.
+"""
+import time
+
+import api
+import test_session_end as se
+from harness import SSEClient, run_tests, wait_until
+from test_session_end import END_WITHIN_S, expect_stream_ended, is_ended, member, rt_test, session_id
+
+
+def wait_subscribed(st):
+    """Until a relay's subscriber is connected again, and its tick (every
+    250 ms) has run the re-check that follows a resubscription."""
+    wait_until(lambda: "cmd=subscribe" in st.redis_cli("CLIENT", "LIST", "TYPE", "pubsub"),
+               timeout=10, what="the relay's subscriber")
+    time.sleep(0.6)
+
+
+def kill_relay_subscribers(st):
+    """Kills every pub/sub connection on the stack's Redis (the relays'
+    subscribers); returns how many."""
+    n = st.redis_cli("CLIENT", "KILL", "TYPE", "pubsub")
+    return int(n or 0)
+
+
+@rt_test
+def revocation_while_the_relay_reconnects_to_redis_still_ends_the_stream():
+    st = se.stack
+    u, desk, mob, room, _ = member()
+    c = se.sse(st, desk)
+    wait_subscribed(st)
+    assert kill_relay_subscribers(st) >= 1, "no subscriber connection to kill"
+    t0 = time.monotonic()
+    s, _, _ = api.post(st, "/auth/logout", token=desk)
+    assert s == 204
+    expect_stream_ended(c, "logout", t0, "logout while the relay resubscribes")
+
+
+@rt_test
+def relay_rechecks_every_stream_when_it_reconnects_to_redis():
+    st = se.stack  # sessions are checked only hourly there
+    u, desk, mob, room, _ = member()
+    c = se.sse(st, desk)
+    survivor = se.sse(st, mob)
+    wait_subscribed(st)
+    sid = session_id(st, desk)
+    api.sql(st, f"UPDATE sessions SET revoked_at = now(), revoked_reason = 'revoked' WHERE id = {int(sid)}")
+    time.sleep(1.5)
+    assert not [e for e in c.events if is_ended(e)] and not c.closed, \
+        "ended before the reconnect: this test needs the hourly check not to run"
+    assert kill_relay_subscribers(st) >= 1
+    t0 = time.monotonic()
+    ev = c.wait_for(is_ended, timeout=END_WITHIN_S + 3, what="session.ended after the reconnect")
+    assert (ev.json or {}).get("data", {}).get("reason") == "revoked", ev
+    assert ev.t - t0 <= END_WITHIN_S + 1, f"ended {ev.t - t0:.2f}s after the reconnect"
+    assert c.wait_closed(2)
+    se.still_delivers(survivor, st, mob, room, "the other session after the reconnect")
+
+
+@rt_test
+def logout_ends_the_sessions_streams_on_every_relay():
+    st = se.stack
+    other = st.spawn_relay(name="second")
+    u, desk, mob, room, _ = member()
+    a = se.sse(st, desk)
+    b = SSEClient(other.port, token=desk)
+    se._open.append(b)
+    assert b.status == 200 and b.is_stream, (b.status, b.body[:200])
+    t0 = time.monotonic()
+    s, _, _ = api.post(st, "/auth/logout", token=desk)
+    assert s == 204
+    expect_stream_ended(a, "logout", t0, "relay A")
+    expect_stream_ended(b, "logout", t0, "relay B")
+    other.stop()
+
+
+if __name__ == "__main__":
+    se.start(relay=True)
+    run_tests(se.stack, se.lost)
