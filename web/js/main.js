@@ -45,6 +45,17 @@ const stream = createStream({
   },
 });
 
+const ENDED_TEXT = {
+  logout: 'You signed out in another tab.',
+  revoked: 'This session was ended from another device.',
+  password_changed: 'Your password was changed on another device. Sign in again.',
+  password_reset: 'An admin reset your password. Sign in with the temporary one.',
+  suspended: 'Your account is no longer active.',
+  deleted: 'Your account is no longer active.',
+  expired: 'Your session expired. Sign in again.',
+  displaced: 'You signed in on another device of this kind.',
+};
+
 const hooks = {
   left(room, by, deleted) {
     if (!room) return;
@@ -58,6 +69,10 @@ const hooks = {
     api.get('/me').catch(() => {});
   },
   gone() { signedOut('Your account is no longer active.'); },
+  ended(reason) {
+    if (!S.me) return; // signed out here already
+    signedOut(ENDED_TEXT[reason] || 'Your session has ended. Sign in again.');
+  },
 };
 
 async function resync() {

@@ -457,6 +457,10 @@ export function applyEvent(ev, hooks) {
     case 'session.displaced':
       if (hooks && hooks.displaced) hooks.displaced(d);
       break;
+    case 'session.ended':
+      // the server closes this stream after it: this session is over
+      if (hooks && hooks.ended) hooks.ended(d.reason);
+      break;
     default:
       break;
   }

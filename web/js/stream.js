@@ -9,7 +9,7 @@ import { get } from './api.js';
 
 const TYPES = ['message.created', 'message.updated', 'message.deleted', 'reaction.updated', 'pin.changed',
   'member.joined', 'member.left', 'room.created', 'room.updated', 'room.archived', 'room.deleted',
-  'read.updated', 'user.updated', 'session.displaced', 'messages.purged', 'typing', 'presence'];
+  'read.updated', 'user.updated', 'session.displaced', 'session.ended', 'messages.purged', 'typing', 'presence'];
 
 const BASE_MS = 500;
 const MAX_MS = 15000;
