@@ -223,24 +223,34 @@ req_ratelimit_headers(req_ctx *c, const rl_result *r)
 	*c->rl = *r;
 }
 
-static void
-ratelimit_headers(req_ctx *c)
+void
+app_answer_headers(http_response *res, arena *a, const char *request_id,
+    bool event_stream, const rl_result *rl)
 {
-	const rl_result *r = c->rl;
+	static const char *const ours[] = { "X-Request-Id", "Cache-Control",
+		"X-Content-Type-Options", "X-RateLimit-Limit",
+		"X-RateLimit-Remaining", "X-RateLimit-Reset", "Retry-After" };
 
-	if (r == NULL)
+	for (size_t i = 0; i < sizeof(ours) / sizeof(ours[0]); i++)
+		http_unset_header(res, ours[i]);
+	if (request_id != NULL && *request_id != '\0')
+		http_set_header(res, a, "X-Request-Id", request_id);
+	http_set_header(
+	    res, a, "Cache-Control", event_stream ? "no-cache" : "no-store");
+	http_set_header(res, a, "X-Content-Type-Options", "nosniff");
+	if (rl == NULL)
 		return;
-	http_set_header(c->res, c->a, "X-RateLimit-Limit",
-	    arena_printf(c->a, "%lld", (long long)r->limit));
-	http_set_header(c->res, c->a, "X-RateLimit-Remaining",
-	    arena_printf(c->a, "%lld", (long long)r->remaining));
-	http_set_header(c->res, c->a, "X-RateLimit-Reset",
-	    arena_printf(c->a, "%lld", (long long)r->reset));
-	if (r->limited) {
-		long long wait = (long long)r->reset - (long long)time(NULL);
+	http_set_header(res, a, "X-RateLimit-Limit",
+	    arena_printf(a, "%lld", (long long)rl->limit));
+	http_set_header(res, a, "X-RateLimit-Remaining",
+	    arena_printf(a, "%lld", (long long)rl->remaining));
+	http_set_header(res, a, "X-RateLimit-Reset",
+	    arena_printf(a, "%lld", (long long)rl->reset));
+	if (rl->limited) {
+		long long wait = (long long)rl->reset - (long long)time(NULL);
 
-		http_set_header(c->res, c->a, "Retry-After",
-		    arena_printf(c->a, "%lld", wait < 1 ? 1 : wait));
+		http_set_header(res, a, "Retry-After",
+		    arena_printf(a, "%lld", wait < 1 ? 1 : wait));
 	}
 }
 
@@ -338,7 +348,6 @@ pipeline(req_ctx *c, char *const *envp, http_read_fn read_fn, void *read_ctx)
 	e = http_request_from_env(
 	    c->req, c->a, envp, ap->cfg.base_path, &ap->limits, &why);
 	log_set_request_id(c->req->request_id);
-	http_set_header(c->res, c->a, "X-Request-Id", c->req->request_id);
 	if (strcmp(c->req->method, "HEAD") == 0)
 		c->res->head_only = true;
 	if (e != R_SUCCESS)
@@ -431,8 +440,6 @@ app_handle(app *ap, char *const *envp, http_read_fn read_fn, void *read_ctx,
 				/* Nothing the handler promised (cookies, a
 				 * Location) may leave with the error. */
 				res->n_headers = 0;
-				http_set_header(
-				    res, c.a, "X-Request-Id", req.request_id);
 				fail(&c, e, NULL,
 				    "the change could not be saved");
 			}
@@ -443,12 +450,12 @@ app_handle(app *ap, char *const *envp, http_read_fn read_fn, void *read_ctx,
 		buf_reset(&res->body);
 		render_error(&c, e);
 	}
-	ratelimit_headers(&c);
-	/* An event stream says no-cache (what proxies expect of SSE); every
-	 * other answer is no-store. */
-	http_set_header(res, c.a, "Cache-Control",
-	    ap->handoff.active && ap->handoff.sse ? "no-cache" : "no-store");
-	http_set_header(res, c.a, "X-Content-Type-Options", "nosniff");
+	app_answer_headers(res, c.a, req.request_id,
+	    ap->handoff.active && ap->handoff.sse, c.rl);
+	if (ap->handoff.active && c.rl != NULL) {
+		ap->handoff.has_rl = true;
+		ap->handoff.rl = *c.rl;
+	}
 	ap->served++;
 	log_info("%s %s %d %.1fms", req.method, req.path, res->status,
 	    now_ms() - t0);

@@ -23,6 +23,7 @@
 #include "http.h"
 #include "json.h"
 #include "kv.h"
+#include "ratelimit.h"
 #include "router.h"
 #include "settings.h"
 #include "stream.h"
@@ -50,6 +51,10 @@ typedef struct stream_handoff {
 	bool sse;
 	int timeout_s;  /* long-poll: how long to hold at most */
 	stream_sub sub; /* user, session, rooms, cursor */
+	/* The request's rate limit, for the answer the caller writes later
+	 * (app_answer_headers). */
+	bool has_rl;
+	rl_result rl;
 } stream_handoff;
 
 typedef struct app {
@@ -143,6 +148,17 @@ const settings *req_settings(req_ctx *c, rerr *err);
  * Retry-After when limited. */
 struct rl_result;
 void req_ratelimit_headers(req_ctx *c, const struct rl_result *r);
+
+/* The headers every answer carries, set here and nowhere else, whoever
+ * writes the answer (app_handle; a worker writing an SSE head itself;
+ * roost-relay's held long-polls and its own answers): X-Request-Id,
+ * Cache-Control (no-cache for an event stream, which proxies expect of
+ * SSE; no-store for everything else), X-Content-Type-Options: nosniff,
+ * and, when rl is not NULL, X-RateLimit-Limit, -Remaining, -Reset and
+ * (when limited) Retry-After. Replaces any of these res already has.
+ * request_id may be NULL only when the answer has none to give. */
+void app_answer_headers(http_response *res, arena *a, const char *request_id,
+    bool event_stream, const rl_result *rl);
 
 /* fail() for an error a JSON reader reported. The readers' messages are
  * predicates ("is too long"), so the field's name leads the text. */

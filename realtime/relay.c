@@ -103,7 +103,11 @@ struct conn {
 	bool synced;   /* considered for everything up to the relay head */
 	bool presence; /* presence_connect was made for conn_id */
 	char conn_id[128];
+	/* The request being answered: its id and rate limit, for the answer
+	 * the relay writes itself (a held long-poll's, or an error). */
 	char request_id[40];
+	bool has_rl;
+	rl_result rl;
 	bool keep_alive; /* for the long-poll's answer */
 	int minor;
 	buf lp; /* long-poll: collected JSON events, comma-separated */
@@ -428,45 +432,6 @@ put_connection(buf *h, bool keep_alive, int minor)
 		buf_puts(h, "Connection: keep-alive\r\n");
 }
 
-/* A complete JSON answer of the relay's own. extra: more header lines
- * ("Name: value\r\n") or NULL. */
-static void
-respond_json(conn *c, int status, const char *body, const char *extra,
-    bool keep_alive, int minor, bool head_only)
-{
-	buf h = BUF_INIT;
-	size_t n = strlen(body);
-
-	put_status(&h, c->r, status);
-	buf_printf(&h,
-	    "Content-Type: application/json\r\n"
-	    "Cache-Control: no-store\r\n"
-	    "Content-Length: %zu\r\n",
-	    n);
-	if (extra != NULL)
-		buf_puts(&h, extra);
-	put_connection(&h, keep_alive, minor);
-	buf_puts(&h, "\r\n");
-	if (!head_only)
-		buf_append(&h, body, n);
-	conn_send(c, h.data, h.len, false);
-	buf_free(&h);
-	if (!keep_alive)
-		c->close_after_write = true;
-}
-
-/* An error answer; code and message are static and JSON-safe. */
-static void
-respond_error(conn *c, int status, const char *code, const char *message,
-    const char *extra, bool keep_alive, int minor, bool head_only)
-{
-	char body[512];
-
-	snprintf(body, sizeof(body),
-	    "{\"error\":{\"code\":\"%s\",\"message\":\"%s\"}}", code, message);
-	respond_json(c, status, body, extra, keep_alive, minor, head_only);
-}
-
 /* The application's response. stream: an SSE head (no Content-Length,
  * the body runs until we close). */
 static void
@@ -501,6 +466,52 @@ write_app_response(
 		c->close_after_write = true;
 }
 
+/* A complete JSON answer of the relay's own, with the headers every
+ * answer carries (app_answer_headers: request id, cache, nosniff, the
+ * request's rate limit). allow: the Allow header's value, or NULL. */
+static void
+respond_json(conn *c, int status, const char *body, const char *allow,
+    bool keep_alive, int minor, bool head_only)
+{
+	arena *a = arena_new();
+	http_response res;
+
+	if (c->request_id[0] == '\0') {
+		http_request q = { 0 };
+
+		http_assign_request_id(&q);
+		snprintf(
+		    c->request_id, sizeof(c->request_id), "%s", q.request_id);
+	}
+	http_response_init(&res, a);
+	res.status = status;
+	res.head_only = head_only;
+	http_set_header(&res, a, "Content-Type", "application/json");
+	if (allow != NULL)
+		http_set_header(&res, a, "Allow", allow);
+	app_answer_headers(
+	    &res, a, c->request_id, false, c->has_rl ? &c->rl : NULL);
+	buf_puts(&res.body, body);
+	write_app_response(c, &res, keep_alive, minor, false);
+	http_response_free(&res);
+	arena_free(a);
+	/* Said once: the next answer on this connection is another's. */
+	c->request_id[0] = '\0';
+	c->has_rl = false;
+}
+
+/* An error answer; code and message are static and JSON-safe. */
+static void
+respond_error(conn *c, int status, const char *code, const char *message,
+    const char *allow, bool keep_alive, int minor, bool head_only)
+{
+	char body[512];
+
+	snprintf(body, sizeof(body),
+	    "{\"error\":{\"code\":\"%s\",\"message\":\"%s\"}}", code, message);
+	respond_json(c, status, body, allow, keep_alive, minor, head_only);
+}
+
 /* The long-poll answer body: {"events":[...],"last_event_id":"..."}. */
 static void
 longpoll_body(buf *out, const char *events, size_t n, const stream_cursor *at)
@@ -533,25 +544,23 @@ answer_longpoll(conn *c)
 	relay *r = c->r;
 	bool keep = c->keep_alive && !r->stopping && !c->sub.ended &&
 	    c->sub.end_reason[0] == '\0';
-	char extra[96];
 	buf body = BUF_INIT;
 
-	snprintf(extra, sizeof(extra), "X-Request-Id: %s\r\n", c->request_id);
 	if (c->sub.end_reason[0] != '\0') {
 		/* What a new request with its credential would get now. */
 		respond_error(c, 401, "UNAUTHORIZED",
-		    "this session has ended; sign in again", extra, keep,
+		    "this session has ended; sign in again", NULL, keep,
 		    c->minor, false);
 	} else if (c->lp_resync) {
 		respond_error(c, 410, "RESYNC_REQUIRED",
 		    "events after this cursor are no longer available: reload "
 		    "state (GET /api/v1/rooms) and continue from its "
 		    "event_cursor",
-		    extra, keep, c->minor, false);
+		    NULL, keep, c->minor, false);
 	} else {
 		longpoll_body(&body, c->lp.data ? c->lp.data : "", c->lp.len,
 		    answer_cursor(r, c));
-		respond_json(c, 200, body.data, extra, keep, c->minor, false);
+		respond_json(c, 200, body.data, NULL, keep, c->minor, false);
 		buf_free(&body);
 	}
 	log_debug("long-poll answered (%s, user %" PRId64 ", %zu events)",
@@ -1291,6 +1300,17 @@ response_header(const http_response *res, const char *name)
 }
 
 /* GET /api/v1/events through the application's pipeline. */
+/* The request's id and rate limit, for the answer written later. */
+static void
+take_request(conn *c, const http_response *res, const stream_handoff *ho)
+{
+	const char *rid = response_header(res, "X-Request-Id");
+
+	snprintf(c->request_id, sizeof(c->request_id), "%s", rid ? rid : "");
+	c->has_rl = ho->has_rl;
+	c->rl = ho->rl;
+}
+
 static void
 serve_events(conn *c, const http1_request *q)
 {
@@ -1316,15 +1336,13 @@ serve_events(conn *c, const http1_request *q)
 		/* HEAD of a long-poll: the head of an empty answer. */
 		buf body = BUF_INIT;
 
+		take_request(c, &res, &ho);
 		longpoll_body(&body, "", 0, &ho.sub.cursor);
 		respond_json(
 		    c, 200, body.data, NULL, q->keep_alive, q->minor, true);
 		buf_free(&body);
 	} else {
-		const char *rid = response_header(&res, "X-Request-Id");
-
-		snprintf(
-		    c->request_id, sizeof(c->request_id), "%s", rid ? rid : "");
+		take_request(c, &res, &ho);
 		take = true;
 	}
 	/* Resets the arena: nothing above may be used after this. */
@@ -1365,8 +1383,8 @@ handle_request(conn *c, const http1_request *q)
 
 		if (!get && !head) {
 			respond_error(c, 405, "METHOD_NOT_ALLOWED",
-			    "use GET or HEAD", "Allow: GET, HEAD\r\n", keep,
-			    q->minor, false);
+			    "use GET or HEAD", "GET, HEAD", keep, q->minor,
+			    false);
 			return;
 		}
 		snprintf(body, sizeof(body),
@@ -1382,8 +1400,8 @@ handle_request(conn *c, const http1_request *q)
 	}
 	if (!get && !head) {
 		respond_error(c, 405, "METHOD_NOT_ALLOWED",
-		    "the event stream is read with GET", "Allow: GET, HEAD\r\n",
-		    keep, q->minor, false);
+		    "the event stream is read with GET", "GET, HEAD", keep,
+		    q->minor, false);
 		return;
 	}
 	serve_events(c, q);

@@ -359,8 +359,8 @@ blocking_sse(req_ctx *c, waiter *w, const buf *backlog)
 	size_t n = 0;
 
 	sse_headers(c);
-	http_set_header(c->res, c->a, "Cache-Control", "no-cache");
-	http_set_header(c->res, c->a, "X-Content-Type-Options", "nosniff");
+	/* Written here, before app_handle would: the same headers. */
+	app_answer_headers(c->res, c->a, c->req->request_id, true, c->rl);
 	/* The head in CGI form, then the backlog. */
 	buf_printf(&head, "Status: 200 OK\r\n");
 	for (size_t i = 0; i < c->res->n_headers; i++)
