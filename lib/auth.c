@@ -434,18 +434,20 @@ auth_clear_cookies(req_ctx *c)
 	set_cookies(c, "", "", 0);
 }
 
-rerr
-auth_start_session(req_ctx *c, int64_t user_id, const char *device,
-    int64_t lifetime_hours, json_object *answer)
+/* Ends user_id's live sessions of device class (the tenant's
+ * single_session_per_device). The user's row is locked first, in its own
+ * statement: a racing login of the same user waits, and then sees (and
+ * displaces) the session this one starts. */
+static rerr
+displace_sessions(req_ctx *c, int64_t user_id, const char *device)
 {
-	const char *p[5];
-	token_claims claims;
+	const char *p[2] = { id_str(c, user_id), device };
 	PGresult *res;
-	char *jwt, *csrf;
 	rerr e;
 
-	p[0] = id_str(c, user_id);
-	p[1] = device;
+	if (db_query(c->app->db, c->a, &e,
+	        "SELECT 1 FROM users WHERE id = $1 FOR UPDATE", 1, p) == NULL)
+		return e;
 	res = db_query(c->app->db, c->a, &e,
 	    "UPDATE sessions SET revoked_at = now(), revoked_reason = "
 	    "'displaced' "
@@ -467,6 +469,24 @@ auth_start_session(req_ctx *c, int64_t user_id, const char *device,
 		         "session.displaced", d)) != R_SUCCESS)
 			return e;
 	}
+	return R_SUCCESS;
+}
+
+rerr
+auth_start_session(req_ctx *c, int64_t user_id, const char *device,
+    bool displace, int64_t lifetime_hours, json_object *answer)
+{
+	const char *p[5];
+	token_claims claims;
+	PGresult *res;
+	char *jwt, *csrf;
+	rerr e;
+
+	if (displace &&
+	    (e = displace_sessions(c, user_id, device)) != R_SUCCESS)
+		return e;
+	p[0] = id_str(c, user_id);
+	p[1] = device;
 	p[2] = auth_client_ip(c);
 	p[3] = auth_user_agent(c);
 	p[4] = id_str(c, lifetime_hours);

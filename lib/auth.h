@@ -41,12 +41,14 @@ typedef struct principal {
  * R_SESSION_DISPLACED, R_FORBIDDEN (CSRF), or R_UNAVAILABLE. */
 rerr auth_authenticate(struct req_ctx *c);
 
-/* Starts a session for user_id on device ("desktop"/"mobile"), displacing
- * the user's live session of that class, lasting lifetime_hours. Adds
- * token, token_type, expires_at, session_id and csrf_token to answer and
- * sets the cookies. */
+/* Starts a session for user_id on device ("desktop"/"mobile"), lasting
+ * lifetime_hours. With displace (the tenant's single_session_per_device),
+ * the user's live sessions of that class end as 'displaced' and each one's
+ * stream hears session.displaced; without it, the new session is one more.
+ * Adds token, token_type, expires_at, session_id and csrf_token to answer
+ * and sets the cookies. */
 rerr auth_start_session(struct req_ctx *c, int64_t user_id, const char *device,
-    int64_t lifetime_hours, json_object *answer);
+    bool displace, int64_t lifetime_hours, json_object *answer);
 
 /* Stores a single-use ticket for the signed-in principal, valid ttl_s
  * seconds, accepted only by routes flagged ROUTE_TICKET_OK as ?ticket=. */

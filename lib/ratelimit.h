@@ -42,4 +42,35 @@ char *ratelimit_ttl(arena *a, int64_t window_s);
 void ratelimit_fill(int64_t count, int64_t limit, int64_t window,
     int64_t window_s, rl_result *out);
 
+/* Failure counters (sign-in, docs/auth.md): unlike ratelimit_hit, which
+ * counts every hit, these count only attempts that turn out to fail. An
+ * attempt reserves a hit on each counter before the costly work, in one
+ * atomic step that first refuses when any counter is already at its
+ * limit (then nothing is counted); an attempt that did not fail gives its
+ * hits back. So at most `limit` failures per window pass, however many
+ * attempts run at once, and refused or successful ones count for nothing.
+ * The caller fills bucket, who (hashed into the key, any bytes) and limit;
+ * ratelimit_reserve fills the rest. */
+typedef struct rl_counter {
+	const char *bucket;
+	const char *who;
+	int64_t limit;
+	const char *key;
+	int64_t window;
+	int64_t count; /* after the reservation, or as found when refused */
+} rl_counter;
+
+#define RL_MAX_COUNTERS 4
+
+/* Reserves one hit on each of the n (1..RL_MAX_COUNTERS) counters, all of
+ * window_s seconds. R_SUCCESS with *over = -1 when all were incremented,
+ * or *over = i when counter i was at its limit and nothing was counted;
+ * R_UNAVAILABLE when Redis cannot be reached. */
+rerr ratelimit_reserve(kv *k, arena *a, const char *tenant, rl_counter *cs,
+    int n, int64_t window_s, int *over);
+
+/* Gives back the hits a successful ratelimit_reserve counted. R_SUCCESS
+ * or R_UNAVAILABLE (the hits then stay counted until the window ends). */
+rerr ratelimit_release(kv *k, arena *a, const rl_counter *cs, int n);
+
 #endif

@@ -22,8 +22,11 @@ static const sdef defs[] = {
 	F("open_registration", S_BOOL, open_registration, 0, 1),
 	F("password_min_length", S_INT, password_min_length, 8, 1024),
 	F("session_lifetime_hours", S_INT, session_lifetime_hours, 1, 8760),
+	F("single_session_per_device", S_BOOL, single_session_per_device, 0, 1),
 	F("app_name", S_STR, app_name, 1, 50),
 	F("login_attempts_per_15min", S_INT, login_attempts_per_15min, 1, 1000),
+	F("login_failures_per_ip_per_15min", S_INT,
+	    login_failures_per_ip_per_15min, 1, 100000),
 	F("registrations_per_hour", S_INT, registrations_per_hour, 1, 1000),
 	F("requests_per_minute", S_INT, requests_per_minute, 10, 100000),
 	F("default_room_name", S_STR, default_room_name, 1, 50),
@@ -48,8 +51,10 @@ defaults(settings *s)
 	s->open_registration = false;
 	s->password_min_length = 12;
 	s->session_lifetime_hours = 720;
+	s->single_session_per_device = false;
 	s->app_name = "Roost";
 	s->login_attempts_per_15min = 10;
+	s->login_failures_per_ip_per_15min = 100;
 	s->registrations_per_hour = 5;
 	s->requests_per_minute = 600;
 	s->default_room_name = "General";
@@ -222,9 +227,13 @@ settings_json(const settings *s)
 	    o, "password_min_length", json_i64(s->password_min_length));
 	json_object_object_add(
 	    o, "session_lifetime_hours", json_i64(s->session_lifetime_hours));
+	json_object_object_add(o, "single_session_per_device",
+	    json_object_new_boolean(s->single_session_per_device));
 	json_object_object_add(o, "app_name", json_str(s->app_name));
 	json_object_object_add(o, "login_attempts_per_15min",
 	    json_i64(s->login_attempts_per_15min));
+	json_object_object_add(o, "login_failures_per_ip_per_15min",
+	    json_i64(s->login_failures_per_ip_per_15min));
 	json_object_object_add(
 	    o, "registrations_per_hour", json_i64(s->registrations_per_hour));
 	json_object_object_add(

@@ -21,8 +21,12 @@ typedef struct settings {
 	bool open_registration;
 	int64_t password_min_length;
 	int64_t session_lifetime_hours;
+	/* a sign-in ends the user's older session of the same device class */
+	bool single_session_per_device;
 	const char *app_name;
+	/* failed sign-ins per account, and per client IP (docs/auth.md) */
 	int64_t login_attempts_per_15min;
+	int64_t login_failures_per_ip_per_15min;
 	int64_t registrations_per_hour;
 	int64_t requests_per_minute;
 	/* rooms and messages (docs/rooms.md) */

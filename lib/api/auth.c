@@ -26,32 +26,83 @@ lower(req_ctx *c, const char *s)
 	return out;
 }
 
-/* Counts one hit in each bucket; answers with the tighter one's headers.
- * Fails closed: without Redis, no password is checked at all. */
+/* Counts one registration from this client IP. Fails closed: without
+ * Redis, nothing is hashed or stored. */
 static rerr
-limit_or_fail(req_ctx *c, const char *buckets[], const char *whos[], int n,
-    int64_t limit, int64_t window)
+register_limit(req_ctx *c, int64_t limit)
 {
-	rl_result best = { 0 }, r;
-	bool limited = false;
+	rl_result r;
 
-	for (int i = 0; i < n; i++) {
-		if (ratelimit_hit(c->app->kv, c->a, c->tenant.id, buckets[i],
-		        whos[i], limit, window, &r) != R_SUCCESS)
-			return fail(c, R_UNAVAILABLE, NULL,
-			    "sign-in is unavailable right now; try again "
-			    "shortly");
-		if (i == 0 || r.remaining < best.remaining ||
-		    (r.limited && !best.limited))
-			best = r;
-		limited |= r.limited;
-	}
-	best.limited = limited;
-	req_ratelimit_headers(c, &best);
-	if (limited)
+	if (ratelimit_hit(c->app->kv, c->a, c->tenant.id, "register",
+	        auth_client_ip(c), limit, 3600, &r) != R_SUCCESS)
+		return fail(c, R_UNAVAILABLE, NULL,
+		    "sign-in is unavailable right now; try again shortly");
+	req_ratelimit_headers(c, &r);
+	if (r.limited)
 		return fail(c, R_RATE_LIMITED, NULL,
 		    "too many attempts; try again later");
 	return R_SUCCESS;
+}
+
+/* Sign-in failures are counted per account and per client IP
+ * (docs/auth.md, "Rate limits"). */
+#define LOGIN_WINDOW_S 900
+enum { FAIL_ACCOUNT, FAIL_IP, N_FAIL };
+
+/* Reserves this attempt's failure on both counters before any password
+ * is hashed, or refuses it: 429 when a counter is at its ceiling, 503
+ * without Redis (fails closed: no Redis, no guessing). */
+static rerr
+login_reserve(
+    req_ctx *c, const settings *s, const char *email, rl_counter fails[N_FAIL])
+{
+	int over;
+	rl_result r;
+
+	/* The normalised email whether or not such an account exists, so a
+	 * lockout tells nothing about which accounts do. */
+	fails[FAIL_ACCOUNT] = (rl_counter){ .bucket = "login-fail",
+		.who = email,
+		.limit = s->login_attempts_per_15min };
+	fails[FAIL_IP] = (rl_counter){ .bucket = "login-fail-ip",
+		.who = auth_client_ip(c),
+		.limit = s->login_failures_per_ip_per_15min };
+	if (ratelimit_reserve(c->app->kv, c->a, c->tenant.id, fails, N_FAIL,
+	        LOGIN_WINDOW_S, &over) != R_SUCCESS)
+		return fail(c, R_UNAVAILABLE, NULL,
+		    "sign-in is unavailable right now; try again shortly");
+	if (over < 0)
+		return R_SUCCESS;
+	ratelimit_fill(fails[over].count, fails[over].limit, fails[over].window,
+	    LOGIN_WINDOW_S, &r);
+	r.limited = true;
+	req_ratelimit_headers(c, &r);
+	return fail(c, R_RATE_LIMITED, NULL,
+	    over == FAIL_ACCOUNT
+	        ? "too many failed sign-ins for this account; try again later"
+	        : "too many failed sign-ins from this address; try again "
+	          "later");
+}
+
+/* Settles the reservation once the password is checked: a failure stays
+ * counted; anything else gives its hits back. A success does not reset
+ * the account's counter: the owner's own frequent sign-ins (a script)
+ * would otherwise reopen the budget of whoever guesses at the account.
+ * The headers show the counter closer to its ceiling. */
+static void
+login_settle(req_ctx *c, rl_counter fails[N_FAIL], bool failed)
+{
+	if (!failed &&
+	    ratelimit_release(c->app->kv, c->a, fails, N_FAIL) != R_SUCCESS)
+		log_warn("could not give back a sign-in's failure counts; "
+		         "they stay until the window ends");
+	for (int i = 0; i < N_FAIL; i++) {
+		rl_result r;
+
+		ratelimit_fill(fails[i].count - (failed ? 0 : 1),
+		    fails[i].limit, fails[i].window, LOGIN_WINDOW_S, &r);
+		req_ratelimit_headers(c, &r);
+	}
 }
 
 /* Reads {email, password, device?} shared by login and register. */
@@ -100,7 +151,8 @@ answer_with_session(
 	PGresult *res;
 	rerr e;
 
-	if ((e = auth_start_session(c, uid, device, s->session_lifetime_hours,
+	if ((e = auth_start_session(c, uid, device,
+	         s->single_session_per_device, s->session_lifetime_hours,
 	         answer)) != R_SUCCESS)
 		goto out;
 	res = db_query(c->app->db, c->a, &e,
@@ -122,7 +174,8 @@ api_login(req_ctx *c)
 {
 	static const char *const allowed[] = { "email", "password", "device",
 		NULL };
-	const char *email, *pw, *device, *buckets[2], *whos[2];
+	const char *email, *pw, *device;
+	rl_counter fails[N_FAIL];
 	const settings *s;
 	json_err je = { 0 };
 	size_t pw_len;
@@ -137,20 +190,17 @@ api_login(req_ctx *c)
 		return JSON_FAIL(c, e, je);
 	if ((s = req_settings(c, &e)) == NULL)
 		return e;
-	buckets[0] = "login";
-	whos[0] = arena_printf(c->a, "%s|%s", auth_client_ip(c), email);
-	buckets[1] = "login-ip";
-	whos[1] = auth_client_ip(c);
-	if ((e = limit_or_fail(c, buckets, whos, 2, s->login_attempts_per_15min,
-	         900)) != R_SUCCESS)
+	if ((e = login_reserve(c, s, email, fails)) != R_SUCCESS)
 		return e;
 
 	res = db_query(c->app->db, c->a, &e,
 	    "SELECT id, coalesce(password_hash, ''), suspended "
 	    "FROM users WHERE email = $1 AND deleted_at IS NULL",
 	    1, &email);
-	if (res == NULL)
+	if (res == NULL) {
+		login_settle(c, fails, false); /* not a failed password */
 		return e;
+	}
 	known = PQntuples(res) == 1 && PQgetvalue(res, 0, 1)[0] != '\0';
 	if (!known) {
 		/* The same work as a wrong password: no timing oracle. */
@@ -159,14 +209,18 @@ api_login(req_ctx *c)
 
 			randombytes_buf(seed, sizeof(seed));
 			if (password_hash(seed, sizeof(seed),
-			        c->app->dummy_hash) != R_SUCCESS)
+			        c->app->dummy_hash) != R_SUCCESS) {
+				login_settle(c, fails, false);
 				return R_INTERNAL;
+			}
 		}
 		(void)password_verify(c->app->dummy_hash, pw, pw_len);
+		login_settle(c, fails, true);
 		return fail(
 		    c, R_UNAUTHORIZED, NULL, "invalid email or password");
 	}
 	match = password_verify(PQgetvalue(res, 0, 1), pw, pw_len);
+	login_settle(c, fails, !match);
 	if (!match)
 		return fail(
 		    c, R_UNAUTHORIZED, NULL, "invalid email or password");
@@ -194,7 +248,6 @@ api_register(req_ctx *c)
 	static const char *const allowed[] = { "email", "password", "name",
 		"device", NULL };
 	const char *email, *pw, *device, *name, *why, *problem;
-	const char *bucket[1] = { "register" }, *who[1];
 	const settings *s;
 	json_err je = { 0 };
 	size_t pw_len;
@@ -217,9 +270,7 @@ api_register(req_ctx *c)
 		return fail(c, R_VALIDATION, "password",
 		    "%s (at least %lld bytes)", problem,
 		    (long long)s->password_min_length);
-	who[0] = auth_client_ip(c);
-	if ((e = limit_or_fail(c, bucket, who, 1, s->registrations_per_hour,
-	         3600)) != R_SUCCESS)
+	if ((e = register_limit(c, s->registrations_per_hour)) != R_SUCCESS)
 		return e;
 	e = users_create(c->app->db, c->a, email, name, pw, pw_len,
 	    s->password_min_length, "member", false, &uid, &why);

@@ -172,6 +172,8 @@ ROUTES = {
                                                        ("é" * 51, "51 multibyte characters"),
                                                        ("Ro\u0001ost", "control"), ("Ro\nost", "newline")]),
                              F("login_attempts_per_15min", "int", bad=[(0, "0"), (1001, "1001")]),
+                             F("login_failures_per_ip_per_15min", "int", bad=[(0, "0"), (100001, "100001")]),
+                             F("single_session_per_device", "bool"),
                              F("registrations_per_hour", "int", bad=[(0, "0"), (1001, "1001")]),
                              F("requests_per_minute", "int", bad=[(9, "9"), (100001, "100001")])],
                      privileged=["max_users", "jwt_secret", "tenant"]),
