@@ -10,9 +10,9 @@
 # admin is one made with `roostctl create-admin`. Every step prints what it
 # does and the answer's status; an unexpected answer stops the script with
 # exit status 1 and the response body. Needs bash, curl and python3 (only to
-# read JSON; no jq). It signs in five times: with the default limit of 10
-# login attempts per 15 minutes per client address, run it twice at most in
-# a quarter of an hour (a third run gets 429 RATE_LIMITED).
+# read JSON; no jq). Its sign-ins all use the right password, and only
+# failed sign-ins count towards the login limits, so it can run again and
+# again.
 set -euo pipefail
 
 : "${BASE_URL:?set BASE_URL, e.g. http://127.0.0.1:8080}"

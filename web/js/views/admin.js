@@ -116,7 +116,9 @@ export function mountAdminUsers(main, { onBack }) {
 
 const LABELS = {
   open_registration: 'Anyone may register', password_min_length: 'Minimum password length',
-  session_lifetime_hours: 'Session lifetime (hours)', app_name: 'Name of this chat', login_attempts_per_15min: 'Sign-in attempts per 15 minutes',
+  session_lifetime_hours: 'Session lifetime (hours)', app_name: 'Name of this chat', login_attempts_per_15min: 'Failed sign-ins per account per 15 minutes',
+  login_failures_per_ip_per_15min: 'Failed sign-ins per address per 15 minutes',
+  single_session_per_device: 'One session per device class (a new sign-in ends the older one)',
   registrations_per_hour: 'Registrations per hour (per address)', requests_per_minute: 'API requests per minute (per user)',
   default_room_name: 'Default room', default_max_members: 'Default room size limit (0 = none)', rooms_per_user: 'Rooms per user',
   message_max_chars: 'Longest message (characters)', edit_window_minutes: 'Edit window (minutes, 0 = always)',
