@@ -501,6 +501,53 @@ const scenarios = [
       await N.ctx.close().catch(() => {});
     }
   }],
+
+  ['session_ended_elsewhere_signs_the_tab_out', async () => {
+    // Cy signs in here; a script signed in as Cy ends this browser's
+    // session; the tab is told on its event stream and shows the sign-in
+    // screen with the reason, without a reload or another request.
+    const call = async (method, p, body, token) => {
+      const r = await fetch(BASE + '/api/v1' + p, {
+        method,
+        headers: { 'Content-Type': 'application/json', ...(token ? { Authorization: 'Bearer ' + token } : {}) },
+        body: body ? JSON.stringify(body) : undefined,
+      });
+      const text = await r.text();
+      return { status: r.status, body: text ? JSON.parse(text) : null };
+    };
+    const tag = Date.now().toString(36);
+    const cy = { email: `cy-${tag}@example.com`, password: `Cy-pass-${tag}-long` };
+    const adm = await call('POST', '/auth/login', { email: users.admin.email, password: users.admin.password, device: 'mobile' });
+    assert(adm.status === 200, `admin sign-in: ${adm.status}`);
+    const made = await call('POST', '/admin/users', { email: cy.email, name: `Cy${tag}`, password: cy.password, must_change_password: false }, adm.body.token);
+    assert(made.status === 201, `create Cy: ${made.status} ${JSON.stringify(made.body)}`);
+    const U = await newUserPage(browser, 'Cy');
+    try {
+      await signIn(U.page, cy);
+      const script = await call('POST', '/auth/login', { email: cy.email, password: cy.password, device: 'mobile' });
+      assert(script.status === 200, `script sign-in: ${script.status}`);
+      const list = await call('GET', '/me/sessions', null, script.body.token);
+      const theirs = list.body.sessions.filter((x) => !x.current);
+      assert(theirs.length === 1, `sessions: ${JSON.stringify(list.body)}`);
+      const requests = [];
+      U.page.on('request', (r) => { if (r.url().includes('/api/') && !r.url().includes('/events')) requests.push(r.url()); });
+      const t0 = Date.now();
+      const del = await call('DELETE', `/me/sessions/${theirs[0].id}`, null, script.body.token);
+      assert(del.status === 204, `DELETE /me/sessions: ${del.status}`);
+      await U.page.getByText('This session was ended from another device.').waitFor({ timeout: 5000 });
+      await U.page.getByRole('button', { name: 'Sign in' }).waitFor({ timeout: T });
+      const ms = Date.now() - t0;
+      assert(!requests.length, `the tab needed requests to notice: ${requests.join(', ')}`);
+      assert(!U.page.__errors.length, `page errors: ${U.page.__errors.join(' | ')}`);
+      log(`signed out ${ms} ms after the session was ended elsewhere`);
+      return { ms };
+    } catch (e) {
+      await U.page.screenshot({ path: path.join(ART, 'failed-session_ended_elsewhere_signs_the_tab_out-cy.png') }).catch(() => {});
+      throw e;
+    } finally {
+      await U.ctx.close().catch(() => {});
+    }
+  }],
 ];
 
 // ---------------------------------------------------------------- main

@@ -52,6 +52,7 @@ SCENARIOS = [
     "keyboard_only",
     "screenshots_phone_and_desktop",
     "admin_creates_user_then_dm_live",
+    "session_ended_elsewhere_signs_the_tab_out",
 ]
 
 
