@@ -43,7 +43,9 @@ const char *rerr_code(rerr e);
 /* Default human message, used when a handler gives none. Static string. */
 const char *rerr_message(rerr e);
 
-/* Reason phrase for an HTTP status ("Not Found"); "Unknown" if unknown. */
+/* Reason phrase for an HTTP status ("Not Found"), RFC 9110's. Every status
+ * roost.fcgi or roost-relay sends has one (tests/unit/test_error.c);
+ * "Unknown" for any other. */
 const char *http_reason(int status);
 
 #endif

@@ -74,6 +74,7 @@ rerr api_dm_create(req_ctx *c);
 
 rerr api_messages_post(req_ctx *c);
 rerr api_messages_list(req_ctx *c);
+rerr api_message_get(req_ctx *c);
 rerr api_message_patch(req_ctx *c);
 rerr api_message_delete(req_ctx *c);
 rerr api_message_pin(req_ctx *c);

@@ -30,6 +30,31 @@ load_message(req_ctx *c, int64_t id, msg *m)
 	return load_message_as(c, id, false, m);
 }
 
+/* Every action on a deleted message but deleting it again answers this
+ * (docs/rooms.md): the message is gone, whatever the action. field names
+ * where the id came from ("id" in the path, "reply_to" in a send). */
+static rerr
+deleted_message(req_ctx *c, const char *field)
+{
+	return fail(c, R_NOT_FOUND, field, "this message was deleted");
+}
+
+/* Loads room_id (a message's room) into *r and requires membership, as
+ * reading the room's messages does: NOT_MEMBER for a public room, and for
+ * a private room or DM the same 404 as a message that does not exist, so
+ * that a message id tells an outsider nothing. */
+static rerr
+message_room(req_ctx *c, int64_t room_id, bool moderating, room *r)
+{
+	rerr e = rooms_load(c, room_id, false, r);
+
+	if (e == R_SUCCESS && !(moderating && c->user.admin))
+		e = rooms_require_member(c, r);
+	if (e == R_NOT_FOUND)
+		return fail(c, R_NOT_FOUND, "id", "no such message");
+	return e;
+}
+
 /* moderating: an admin acts on a room without being in it (deleting a
  * message); everyone else must be a member. */
 static rerr
@@ -60,14 +85,7 @@ load_message_as(req_ctx *c, int64_t id, bool moderating, msg *m)
 	m->deleted = PQgetvalue(res, 0, 2)[0] == 't';
 	m->text = PQgetvalue(res, 0, 3)[0] == 't';
 	m->in_window = PQgetvalue(res, 0, 4)[0] == 't';
-	e = rooms_load(c, m->room_id, false, &m->r);
-	if (e == R_NOT_FOUND)
-		return fail(c, R_NOT_FOUND, "id", "no such message");
-	if (e != R_SUCCESS)
-		return e;
-	if (moderating && c->user.admin)
-		return R_SUCCESS;
-	return rooms_require_member(c, &m->r);
+	return message_room(c, m->room_id, moderating, &m->r);
 }
 
 /* A message for the room's event: without the author-only fields. */
@@ -110,6 +128,32 @@ client_id_ok(const char *s, size_t n)
 	return true;
 }
 
+/* The message I sent before with client_msg_id cid, if any: answered
+ * with 200 (*found set) when it is in room_id, CONFLICT when it is in
+ * another room; R_SUCCESS with nothing answered when there is none. */
+static rerr
+answer_retry(req_ctx *c, int64_t room_id, const char *cid, bool *found)
+{
+	const char *p[2] = { api_id(c, c->user.user_id), cid };
+	PGresult *res;
+	rerr e;
+
+	*found = false;
+	res = db_query(c->app->db, c->a, &e,
+	    "SELECT id, room_id FROM messages WHERE author_id = $1 "
+	    "AND client_msg_id = $2",
+	    2, p);
+	if (res == NULL)
+		return e;
+	if (PQntuples(res) != 1)
+		return R_SUCCESS;
+	if (strtoll(PQgetvalue(res, 0, 1), NULL, 10) != room_id)
+		return fail(c, R_CONFLICT, "client_msg_id",
+		    "this client_msg_id was used for another room");
+	*found = true;
+	return reply_message(c, 200, strtoll(PQgetvalue(res, 0, 0), NULL, 10));
+}
+
 rerr
 api_messages_post(req_ctx *c)
 {
@@ -128,7 +172,7 @@ api_messages_post(req_ctx *c)
 	rerr e;
 
 	if ((e = json_reject_unknown(c->body, allowed, &je)) != R_SUCCESS ||
-	    (e = json_get_enum(c->body, "type", true, types, &type, &je)) !=
+	    (e = json_get_enum(c->body, "type", false, types, &type, &je)) !=
 	        R_SUCCESS ||
 	    (e = json_get_int(c->body, "reply_to", false, 1, 9007199254740991LL,
 	         &reply_to, &has_reply, &je)) != R_SUCCESS ||
@@ -138,6 +182,8 @@ api_messages_post(req_ctx *c)
 	if (cid != NULL && !client_id_ok(cid, cid_len))
 		return fail(c, R_VALIDATION, "client_msg_id",
 		    "client_msg_id must be 1 to 64 of [A-Za-z0-9_-]");
+	if (type < 0)
+		type = 0; /* absent or null: "text", what scripts send */
 	if ((s = req_settings(c, &e)) == NULL)
 		return e;
 	if ((e = messages_check_content(c->a, s, types[type], c->body, &text,
@@ -160,13 +206,26 @@ api_messages_post(req_ctx *c)
 	if (has_reply) {
 		p[1] = api_id(c, reply_to);
 		res = db_query(c->app->db, c->a, &e,
-		    "SELECT 1 FROM messages WHERE id = $2 AND room_id = $1", 2,
-		    p);
+		    "SELECT deleted_at IS NOT NULL FROM messages WHERE id = $2 "
+		    "AND room_id = $1",
+		    2, p);
 		if (res == NULL)
 			return e;
 		if (PQntuples(res) != 1)
 			return fail(c, R_VALIDATION, "reply_to",
 			    "reply_to must be a message of this room");
+		if (PQgetvalue(res, 0, 0)[0] == 't') {
+			bool found = false;
+
+			/* A retried send whose reply target was deleted
+			 * meanwhile still gets its original. */
+			if (cid != NULL &&
+			    (e = answer_retry(c, r.id, cid, &found)) !=
+			        R_SUCCESS)
+				return e;
+			return found ? R_SUCCESS
+			             : deleted_message(c, "reply_to");
+		}
 	}
 	p[1] = api_id(c, c->user.user_id);
 	p[2] = types[type];
@@ -186,20 +245,14 @@ api_messages_post(req_ctx *c)
 		return e;
 	if (PQntuples(res) == 0) {
 		/* A retry of a send that already happened: the original. */
-		p[0] = api_id(c, c->user.user_id);
-		p[1] = cid;
-		res = db_query(c->app->db, c->a, &e,
-		    "SELECT id, room_id FROM messages WHERE author_id = $1 "
-		    "AND client_msg_id = $2",
-		    2, p);
-		if (res == NULL)
+		bool found = false;
+
+		if ((e = answer_retry(c, r.id, cid, &found)) != R_SUCCESS)
 			return e;
-		if (PQntuples(res) != 1 ||
-		    strtoll(PQgetvalue(res, 0, 1), NULL, 10) != r.id)
-			return fail(c, R_CONFLICT, "client_msg_id",
-			    "this client_msg_id was used for another room");
-		return reply_message(
-		    c, 200, strtoll(PQgetvalue(res, 0, 0), NULL, 10));
+		return found ? R_SUCCESS
+		             : fail(c, R_CONFLICT, "client_msg_id",
+		                   "this client_msg_id was used for another "
+		                   "room");
 	}
 	{
 		int64_t id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
@@ -335,6 +388,28 @@ api_messages_list(req_ctx *c)
 }
 
 rerr
+api_message_get(req_ctx *c)
+{
+	const char *p[1] = { api_id(c, router_param(&c->match, "id")->num) };
+	PGresult *res;
+	room r;
+	rerr e;
+
+	/* The object first (one query), then whether I may see it. */
+	res = db_query(
+	    c->app->db, c->a, &e, MESSAGE_SELECT "WHERE m.id = $1", 1, p);
+	if (res == NULL)
+		return e;
+	if (PQntuples(res) != 1)
+		return fail(c, R_NOT_FOUND, "id", "no such message");
+	if ((e = message_room(c, db_col_int(res, 0, 1), false, &r)) !=
+	    R_SUCCESS)
+		return e;
+	return reply_json(
+	    c, 200, messages_row_json(c->a, res, 0, c->user.user_id));
+}
+
+rerr
 api_message_patch(req_ctx *c)
 {
 	static const char *const allowed[] = { "content", NULL };
@@ -353,9 +428,10 @@ api_message_patch(req_ctx *c)
 	if (m.author_id != c->user.user_id)
 		return fail(
 		    c, R_FORBIDDEN, NULL, "only its author edits a message");
+	if ((e = rooms_require_writable(c, &m.r)) != R_SUCCESS)
+		return e;
 	if (m.deleted)
-		return fail(
-		    c, R_CONFLICT, NULL, "a deleted message cannot be edited");
+		return deleted_message(c, "id");
 	if (!m.text)
 		return fail(c, R_VALIDATION, "content",
 		    "only text messages are edited");
@@ -363,8 +439,6 @@ api_message_patch(req_ctx *c)
 		return fail(c, R_FORBIDDEN, NULL,
 		    "messages can be edited for %" PRId64 " minutes",
 		    s->edit_window_minutes);
-	if ((e = rooms_require_writable(c, &m.r)) != R_SUCCESS)
-		return e;
 	if ((e = messages_check_content(
 	         c->a, s, "text", c->body, &text, &data, &je)) != R_SUCCESS)
 		return JSON_FAIL(c, e, je);
@@ -398,7 +472,7 @@ api_message_delete(req_ctx *c)
 		    "message");
 	c->res->status = 204;
 	if (m.deleted)
-		return R_SUCCESS;
+		return R_SUCCESS; /* deleting again: idempotent, no event */
 	p[0] = api_id(c, m.id);
 	if (db_query(c->app->db, c->a, &e,
 	        "UPDATE messages SET body = NULL, data = NULL, deleted_at = "
@@ -433,7 +507,7 @@ pin(req_ctx *c, bool on)
 	    (e = rooms_require_writable(c, &m.r)) != R_SUCCESS)
 		return e;
 	if (m.deleted)
-		return fail(c, R_NOT_FOUND, "id", "this message was deleted");
+		return deleted_message(c, "id");
 	p[0] = api_id(c, m.id);
 	p[1] = api_id(c, m.room_id);
 	p[2] = api_id(c, c->user.user_id);
@@ -531,7 +605,7 @@ react(req_ctx *c, bool on)
 	    (e = rooms_require_writable(c, &m.r)) != R_SUCCESS)
 		return e;
 	if (m.deleted)
-		return fail(c, R_NOT_FOUND, "id", "this message was deleted");
+		return deleted_message(c, "id");
 	p[0] = api_id(c, m.id);
 	p[1] = api_id(c, c->user.user_id);
 	p[2] = emoji;

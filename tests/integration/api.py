@@ -32,16 +32,21 @@ set_cookies(headers) -> {name: (value, attrs)}
 err(body) -> the error object's code (asserts the error body's shape).
 expect_error(resp, status, code, field=...) asserts the status (or one of a
     tuple of statuses), the error body and (when given) the field.
+
+path_table() -> docs/api.md's table of what each shipped web server
+    configuration answers to refused paths; check_path_answers(port,
+    column, prefix) sends each path raw and asserts that column's answer.
 """
 import email.utils
 import http.client
 import itertools
 import json as _json
 import os
+import re
 import subprocess
 import time
 
-from harness import BUILD_DIR
+from harness import BUILD_DIR, REPO, raw_request
 
 API_PREFIX = "/api/v1"
 ROOSTCTL = os.path.join(BUILD_DIR, "roostctl")
@@ -643,3 +648,68 @@ def table_counts(stack, tables=("rooms", "room_members", "messages", "message_me
     tables = [t for t in tables if t in present]
     query = "SELECT concat_ws('|', " + ", ".join(f"(SELECT count(*) FROM {t})" for t in tables) + ")"
     return dict(zip(tables, (int(x) for x in sql(stack, query).split("|"))))
+
+
+# ---------------------------------------------------------------- paths
+
+# The columns of docs/api.md's "Paths" table, by the header each has there.
+PATH_COLUMNS = {"lighttpd": "lighttpd", "nginx": "nginx",
+                "apache": "Apache (mod_fcgid, mod_proxy_fcgi, CGI)",
+                "htaccess": "Apache `.htaccess` in a user folder"}
+_PATH_CODES = {400: "BAD_REQUEST", 403: "FORBIDDEN", 404: "NOT_FOUND"}
+
+
+def path_table():
+    """[(path, {column key: (status, host_page)})] from the table under
+    "### Paths" in docs/api.md: what each shipped configuration answers.
+    host_page: the cell says "(host)" (not our error body)."""
+    src = os.environ.get("ROOST_SRC_DIR") or REPO
+    with open(os.path.join(src, "docs", "api.md"), encoding="utf-8") as f:
+        text = f.read()
+    sect = text.split("\n### Paths\n", 1)
+    assert len(sect) == 2, "docs/api.md has no \"### Paths\" section"
+    lines = [ln for ln in sect[1].split("\n## ", 1)[0].splitlines() if ln.startswith("|")]
+    assert len(lines) > 2, "docs/api.md \"### Paths\" has no table"
+
+    def cells(ln):
+        return [c.strip() for c in ln.strip().strip("|").split("|")]
+    head = cells(lines[0])
+    assert head[0] == "path", head
+    cols = {}
+    for key, name in PATH_COLUMNS.items():
+        assert name in head, f"docs/api.md's path table has no column {name!r}: {head}"
+        cols[key] = head.index(name)
+    rows = []
+    for ln in lines[2:]:
+        c = cells(ln)
+        m = re.fullmatch(r"`([^`]+)`", c[0])
+        assert m and len(c) == len(head), f"docs/api.md path table row: {ln!r}"
+        answers = {}
+        for key, i in cols.items():
+            cm = re.fullmatch(r"(\d{3})( \(host\))?", c[i])
+            assert cm, f"docs/api.md path table cell {c[i]!r} in {ln!r}"
+            answers[key] = (int(cm.group(1)), cm.group(2) is not None)
+        rows.append((m.group(1), answers))
+    return rows
+
+
+def check_path_answers(port, column, prefix=""):
+    """Sends GET prefix+path for every row of path_table(), as raw bytes
+    (a backslash stays a backslash), and asserts the column's status; a
+    JSON error body with the status's code unless the cell says "(host)";
+    never a file's bytes. Returns the rows checked."""
+    rows = path_table()
+    for path, answers in rows:
+        want, host = answers[column]
+        req = f"GET {prefix}{path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+        st, hd, body = raw_request(port, req.encode("latin-1"), timeout=10)
+        what = f"{column}: GET {prefix}{path}"
+        assert st == want, f"{what}: docs/api.md says {want}, the server answered {st} {body[:200]!r}"
+        assert b"root:" not in body, f"{what}: a file's bytes: {body[:200]!r}"
+        if not host:
+            try:
+                code = _json.loads(body)["error"]["code"]
+            except (ValueError, KeyError, TypeError):
+                raise AssertionError(f"{what}: not the JSON error body: {hd} {body[:200]!r}")
+            assert code == _PATH_CODES[want], f"{what}: code {code}, expected {_PATH_CODES[want]}"
+    return rows

@@ -23,8 +23,10 @@ DELIVERY_S = 1.0          # an event must reach both clients this fast
 
 class Target:
     def __init__(self, port, admin_email, admin_password, relay_connections, prefix="",
-                 body_limit=1048576):
+                 body_limit=1048576, column=None):
         self.port, self.prefix = port, prefix
+        # The shape's column of docs/api.md's path table (api.PATH_COLUMNS).
+        self.column = column
         self.admin_email, self.admin_password = admin_email, admin_password
         self.relay_connections = relay_connections
         self.body_limit = body_limit
@@ -160,6 +162,17 @@ def scenario(t, events):
     st, hd, doc, raw = h.req("GET", "/api/v1/no-such-thing")
     assert st == 404 and error_code(doc) == "NOT_FOUND" and hd["X-Request-Id"], \
         f"Roost's 404 was replaced or lost: {st} {raw[:300]!r}"
+
+    # Dot segments, backslashes, encoded slashes: what docs/api.md's path
+    # table says this shape answers, and the events path as it describes.
+    if t.column is not None:
+        rows = api.check_path_answers(port, t.column, t.prefix)
+        f["paths"] = f"{len(rows)} as docs/api.md's {t.column} column says"
+        want = {("relay", "lighttpd"): (401, "UNAUTHORIZED"), ("relay", "apache"): (401, "UNAUTHORIZED"),
+                ("relay", "nginx"): (404, "NOT_FOUND")}.get((events, t.column), (400, "BAD_REQUEST"))
+        st, _, doc, raw = h.req("GET", "/api/v1/x/../events")
+        assert (st, error_code(doc)) == want, \
+            f"GET /api/v1/x/../events: expected {want} (docs/api.md), got {st} {raw[:200]!r}"
 
     # Login: a token (Bearer) and the session cookie (browsers, EventSource).
     st, hd, doc, raw = h.req("POST", "/api/v1/auth/login",

@@ -29,7 +29,10 @@ binaries and modules, in this order:
                              mod_rewrite + roost.cgi, ROOST_BASE_PATH
 
 The scenario, over HTTP against each: the web client's index page;
-health; Roost's own 404 passes through untouched; login; create a room;
+health; Roost's own 404 passes through untouched; paths with dot
+segments, backslashes and encoded slashes get exactly what docs/api.md's
+path table says for that server (and /api/v1/x/../events what its text
+says); login; create a room;
 post and page the history; POST /api/v1/events/ticket reaches roost.fcgi
 (never the relay); the posted message's event arrives over SSE (cookie,
 as EventSource sends it) AND over a waiting long-poll (Bearer) within 1 s
@@ -141,6 +144,14 @@ def start_site(name, setup):
             site.stop()
 
 
+def column_of(name):
+    """The shape's column in docs/api.md's path table."""
+    for key in ("htaccess", "lighttpd", "nginx", "apache"):
+        if key in name:
+            return key
+    raise AssertionError(f"no path-table column for {name}")
+
+
 def run_shape(name, setup, events, prefix=""):
     use_relay(events == "relay")
     t0 = time.monotonic()
@@ -152,7 +163,7 @@ def run_shape(name, setup, events, prefix=""):
         t1 = time.monotonic()
         findings = scenario(Target(site.port, ADMIN_EMAIL, ADMIN_PASSWORD,
                                    relay_connections if events == "relay" else None,
-                                   prefix, BODY_LIMIT), events)
+                                   prefix, BODY_LIMIT, column_of(name)), events)
         findings["timing"] = f"start {t1 - t0:.1f}s, scenario {time.monotonic() - t1:.1f}s"
         for k, v in findings.items():
             sys.stdout.write(f"# {name}: {k}: {v}\n")

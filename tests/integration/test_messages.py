@@ -15,6 +15,14 @@ Readings of docs/rooms.md where it leaves room (also noted at each test):
 - A deleted message cannot be reacted to, pinned or edited (a 4xx, nothing
   stored). A reply's preview of a deleted message says `deleted: true` and
   no longer carries its text (`excerpt` null or "").
+  docs/rooms.md "Deleted messages" makes it exact: every action on one is
+  404 NOT_FOUND "this message was deleted" (field id, or reply_to for a
+  reply), deleting it again 204 with no event, and nothing is stored.
+- GET /messages/{id} answers the object the list shows (the same dict),
+  deleted ones included; outsiders get what GET /rooms/{id}/messages
+  gives them: 403 NOT_MEMBER for a public room, and for a private room or
+  DM the very body a message that does not exist gets.
+- A send without `type` (or with `"type": null`) is a text message.
 - `pinned_by` in GET /pins is the pinner: a user object with `id`, or the
   id itself.
 - Paging `around=ID` in the middle of the history returns exactly limit/2
@@ -204,6 +212,126 @@ def reply_to_preview():
     assert p["excerpt"] in (None, ""), f"a deleted message's text shows in a reply preview: {p}"
 
 
+@test
+def send_without_type_is_text():
+    room, ((u, tok), (v, vt)) = room_with(2)
+    for body in ({"content": "no type, like a script sends"},
+                 {"type": None, "content": "type null"}):
+        st, _, m = post(stack, f"/rooms/{room['id']}/messages", body, token=tok)
+        assert st == 201, f"{body}: {st} {m}"
+        check_message(m)
+        assert m["type"] == "text" and m["content"] == body["content"], m
+        assert api.find_message(stack, vt, room["id"], m["id"])["type"] == "text"
+    n = api.table_counts(stack)
+    # without a type the content is text's: a drawing object is refused
+    drawing = {"width": 10, "height": 10,
+               "operations": [{"tool": "pen", "color": "#000000", "size": 1, "points": [[1, 1]]}]}
+    expect_error(post(stack, f"/rooms/{room['id']}/messages", {"content": drawing}, token=tok), 400,
+                 "VALIDATION_ERROR", field="content", what="a drawing without its type")
+    expect_error(post(stack, f"/rooms/{room['id']}/messages", {}, token=tok), 400, "VALIDATION_ERROR",
+                 field="content", what="neither type nor content")
+    assert api.table_counts(stack) == n
+
+
+# ------------------------------------------------------------------ one message
+
+def msg_url(m):
+    return f"/messages/{m['id']}"
+
+
+@test
+def get_one_message_is_the_list_object():
+    room, ((u, tok), (v, vt)) = room_with(2)
+    orig = api.send(stack, vt, room["id"], f"@{u['name']} the original")
+    m = api.send(stack, tok, room["id"], "a reply with **marks**", reply_to=orig["id"],
+                 client_msg_id="one-get-1")
+    assert put(f"/messages/{m['id']}/reactions/heart", vt)[0] == 200
+    assert put(f"/messages/{m['id']}/pin", vt)[0] == 204
+    for token, who in ((tok, "its author"), (vt, "another member")):
+        st, h, got = get(stack, msg_url(m), token=token)
+        assert st == 200, f"{who}: {st} {got}"
+        assert h["content-type"].startswith("application/json"), h
+        check_message(got, who)
+        listed = api.find_message(stack, token, room["id"], m["id"])
+        assert got == listed, f"{who}: GET /messages/{{id}} differs from the list:\n{got}\n{listed}"
+    assert get(stack, msg_url(m), token=tok)[2]["client_msg_id"] == "one-get-1"
+    assert get(stack, msg_url(m), token=vt)[2]["client_msg_id"] is None
+    got = get(stack, msg_url(orig), token=tok)[2]
+    assert got["mentions"] == [u["id"]] and got == api.find_message(stack, tok, room["id"], orig["id"]), got
+    # system messages too (the join above posted one)
+    sysm = api.last_system_message(stack, tok, room["id"])
+    assert get(stack, msg_url(sysm), token=tok)[2] == api.find_message(stack, tok, room["id"], sysm["id"])
+    # deleted: as the list shows it
+    assert delete(stack, msg_url(orig), token=vt)[0] == 204
+    st, _, got = get(stack, msg_url(orig), token=tok)
+    assert st == 200 and got["deleted"] is True and got["content"] is None, (st, got)
+    assert got == api.find_message(stack, tok, room["id"], orig["id"]), got
+    assert get(stack, msg_url(m), token=tok)[2]["reply_to"]["deleted"] is True
+    # HEAD, no credential, missing, and ids that are no ids
+    st, _, body = api.request(stack, "HEAD", msg_url(m), token=tok)
+    assert st == 200, (st, body)
+    expect_error(get(stack, msg_url(m)), 401, "UNAUTHORIZED", what="no credential")
+    expect_error(get(stack, "/messages/987654321", token=tok), 404, "NOT_FOUND", field="id",
+                 what="no such message")
+    expect_error(get(stack, "/messages/0", token=tok), 400, "VALIDATION_ERROR", field="id", what="id 0")
+    expect_error(get(stack, "/messages/abc", token=tok), 404, "NOT_FOUND", what="a non-numeric id")
+
+
+@test
+def get_one_message_isolation():
+    """Only members read a message, as only members read the room's list;
+    nothing tells an outsider that a private room's or a DM's message
+    exists."""
+    owner, ot = user()
+    member, mt = user()
+    pub = api.create_room(stack, ot, kind="public")
+    priv = api.create_room(stack, ot, kind="private")
+    api.add_members(stack, ot, priv["id"], [member["id"]])
+    api.join_room(stack, mt, pub["id"])
+    _, dm = api.open_dm(stack, ot, member["id"])
+    pm = api.send(stack, ot, pub["id"], "public words")
+    xm = api.send(stack, ot, priv["id"], "private words")
+    dmm = api.send(stack, ot, dm["id"], "direct words")
+    # a member of another room (a private one of its own, and the public
+    # room above): reads its own, nothing of the private room or the DM
+    other, oth = user()
+    elsewhere = api.create_room(stack, oth, kind="private")
+    mine = api.send(stack, oth, elsewhere["id"], "my own")
+    st, _, got = get(stack, msg_url(mine), token=oth)
+    assert st == 200 and got["content"] == "my own", f"a member reads her own room's message: {st} {got}"
+    st, _, got = get(stack, msg_url(mine), token=ot)
+    assert st == 404, f"the owner of other rooms reads a stranger's private room: {st} {got}"
+    api.join_room(stack, oth, pub["id"])
+    st, _, got = get(stack, msg_url(pm), token=oth)
+    assert st == 200 and got["content"] == "public words", f"after joining the public room: {st} {got}"
+    missing = get(stack, "/messages/987654321", token=oth)
+    expect_error(missing, 404, "NOT_FOUND", field="id", what="no such message")
+    outsider, xt = user()
+    for token, who in ((oth, "a member of other rooms"), (xt, "a member of no room but General"),
+                       (admin(), "an admin outside the room")):
+        for m, where in ((xm, "a private room"), (dmm, "a DM")):
+            st, _, body = get(stack, msg_url(m), token=token)
+            assert (st, body) == (missing[0], missing[2]), \
+                f"{who}, a message of {where}: {st} {body}; a missing one: {missing[0]} {missing[2]}"
+            assert "words" not in json.dumps(body)
+    expect_error(get(stack, msg_url(pm), token=xt), 403, "NOT_MEMBER",
+                 what="a non-member reads a public room's message (as the list answers)")
+    assert api.messages_resp(stack, xt, pub["id"])[0] == 403, "the list answers the same"
+    # members read all three; after leaving, the private room's is gone again
+    for m in (pm, xm, dmm):
+        st, _, got = get(stack, msg_url(m), token=mt)
+        assert st == 200 and got["id"] == m["id"], (st, got)
+    api.leave_room(stack, mt, priv["id"])
+    st, _, body = get(stack, msg_url(xm), token=mt)
+    assert (st, body) == (missing[0], missing[2]), f"after leaving: {st} {body}"
+    # the other message routes say the same to outsiders (no "no such room")
+    for method, path in (("PUT", f"{msg_url(xm)}/pin"), ("PUT", f"{msg_url(xm)}/reactions/heart"),
+                         ("PATCH", msg_url(xm))):
+        st, _, body = api.request(stack, method, path, json={"content": "x"} if method == "PATCH" else None,
+                                  token=xt)
+        assert (st, body) == (missing[0], missing[2]), f"{method} {path} by an outsider: {st} {body}"
+
+
 # ------------------------------------------------------------------ edit / delete
 
 @test
@@ -288,6 +416,58 @@ def delete_by_author_owner_admin():
     assert delete(stack, f"/messages/{mw2['id']}", token=admin())[0] == 204
     assert api.find_message(stack, vt, room["id"], mw2["id"])["deleted"] is True
     expect_error(delete(stack, "/messages/987654321", token=tok), 404, "NOT_FOUND", what="missing message")
+
+
+@test
+def every_action_on_a_deleted_message_is_404():
+    """docs/rooms.md: edit, react, unreact, pin, unpin and reply answer
+    404 NOT_FOUND "this message was deleted" (field id, or reply_to);
+    deleting again is 204 with no event; nothing is stored."""
+    room, ((u, tok), (v, vt)) = room_with(2)
+    api.set_settings(stack, admin(), edit_window_minutes=0)
+    try:
+        m = api.send(stack, vt, room["id"], "soon gone")
+        assert put(f"/messages/{m['id']}/reactions/heart", tok)[0] == 200
+        reply = api.send(stack, tok, room["id"], "a reply, sent before", reply_to=m["id"],
+                         client_msg_id="before-delete-1")
+        assert delete(stack, f"/messages/{m['id']}", token=vt)[0] == 204
+        n = api.table_counts(stack)
+        events = count("SELECT count(*) FROM events")
+        for method, path, body, token, field in (
+                ("PATCH", f"/messages/{m['id']}", {"content": "revived"}, vt, "id"),
+                ("PUT", f"/messages/{m['id']}/reactions/heart", None, tok, "id"),
+                ("DELETE", f"/messages/{m['id']}/reactions/heart", None, tok, "id"),
+                ("PUT", f"/messages/{m['id']}/pin", None, tok, "id"),
+                ("DELETE", f"/messages/{m['id']}/pin", None, tok, "id"),
+                ("POST", f"/rooms/{room['id']}/messages", {"type": "text", "content": "late reply",
+                                                            "reply_to": m["id"]}, tok, "reply_to"),
+                ("POST", f"/rooms/{room['id']}/messages", {"type": "text", "content": "late reply",
+                                                            "reply_to": m["id"],
+                                                            "client_msg_id": "after-delete-1"}, tok,
+                 "reply_to")):
+            resp = api.request(stack, method, path, json=body, token=token)
+            e = expect_error(resp, 404, "NOT_FOUND", field=field, what=f"{method} {path} on a deleted message")
+            assert e["message"] == "this message was deleted", f"{method} {path}: {e}"
+        for token, who in ((vt, "its author"), (tok, "the room's owner"), (admin(), "an admin")):
+            st, _, body = delete(stack, f"/messages/{m['id']}", token=token)
+            assert st == 204, f"{who} deletes the deleted message again: {st} {body}"
+        assert api.table_counts(stack) == n, "an action on a deleted message stored something"
+        assert count("SELECT count(*) FROM events") == events, "an action on a deleted message made an event"
+        assert count(f"SELECT count(*) FROM messages WHERE id = {m['id']} AND body IS NULL "
+                     f"AND deleted_at IS NOT NULL") == 1
+        # a retried send whose reply target was deleted meanwhile: the original
+        st, _, again = api.send_resp(stack, tok, room["id"], "a reply, sent before", reply_to=m["id"],
+                                     client_msg_id="before-delete-1")
+        assert st == 200 and again["id"] == reply["id"], f"the retry of an earlier reply: {st} {again}"
+        # another member still may not delete someone else's message, deleted or not
+        other = api.send(stack, vt, room["id"], "not yours")
+        assert delete(stack, f"/messages/{other['id']}", token=vt)[0] == 204
+        _, wt = user()
+        api.join_room(stack, wt, room["id"])
+        expect_error(delete(stack, f"/messages/{other['id']}", token=wt), 403, "FORBIDDEN",
+                     what="a member deletes someone else's deleted message")
+    finally:
+        api.set_settings(stack, admin(), edit_window_minutes=1440)
 
 
 # ------------------------------------------------------------------ pins

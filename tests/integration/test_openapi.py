@@ -169,6 +169,9 @@ def account_responses_match_their_schemas():
     check("POST", f"/api/v1/rooms/{rid}/messages", "/api/v1/rooms/{id}/messages", tok,
           {"type": "text", "content": "hello spec", "client_msg_id": "spec-1"}, 200)
     check("GET", f"/api/v1/rooms/{rid}/messages?limit=5", "/api/v1/rooms/{id}/messages", tok)
+    check("GET", f"/api/v1/messages/{msg['id']}", "/api/v1/messages/{id}", tok)
+    check("POST", f"/api/v1/rooms/{rid}/messages", "/api/v1/rooms/{id}/messages", tok,
+          {"content": "no type: text"}, 201)
     check("GET", "/api/v1/rooms", "/api/v1/rooms", tok)
     check("GET", "/api/v1/rooms/discover", "/api/v1/rooms/discover", tok)
     check("GET", f"/api/v1/rooms/{rid}", "/api/v1/rooms/{id}", tok)

@@ -8,6 +8,9 @@ relay-only ones:
 - lighttpd routes exactly GET /api/v1/events to the relay: with the relay
   stopped that path answers 503 while POST /api/v1/events/ticket and the
   rest of /api/ still work, and no worker ever served GET /api/v1/events.
+- Every status the relay answers by itself (400, 401, 404, 405, 408,
+  410, 413, 431, 505, 200) carries its RFC 9110 reason phrase: raw
+  sockets straight to the relay (the 408 waits out its 30 s head limit).
 - Two relays on one Redis (guarantee 5): a second roost-relay on its own
   port with the stack's environment; a client moves from relay A to relay
   B mid-conversation (a poster keeps posting) with its cursor and misses
@@ -26,6 +29,7 @@ test_realtime.py and run here in relay mode.)
 """
 import re
 import signal
+import socket
 import threading
 import time
 
@@ -130,6 +134,62 @@ def sighup_does_not_stop_the_relay():
     m = send(at, room["id"], "after a hangup")
     c.wait_for(is_msg(m["id"]), timeout=5, what="a message after SIGHUP")
     assert s.relay_pid() == pid, "the relay was restarted or stopped by SIGHUP"
+
+
+def status_line(port, data, timeout=5, sock=None):
+    """The first line of the relay's answer to raw bytes (or of what an
+    open socket receives within timeout), without its CRLF."""
+    s = sock or socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    try:
+        s.settimeout(timeout)
+        if data:
+            s.sendall(data)
+        got = b""
+        while b"\r\n" not in got:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            got += chunk
+        return got.split(b"\r\n", 1)[0]
+    finally:
+        s.close()
+
+
+@rt_test
+def relay_status_lines_carry_their_reason_phrase():
+    """Every status the relay answers by itself has RFC 9110's phrase, not
+    "Unknown" (408 and 505 had none). Raw sockets, straight to the relay."""
+    s = stack()
+    port = s.relay_port
+    # A request head that never ends: 408 after the relay's 30 s head limit
+    # (realtime/relay.c HEAD_MS). Opened first; the other checks run meanwhile.
+    slow = socket.create_connection(("127.0.0.1", port), timeout=5)
+    slow.sendall(b"GET /api/v1/events HTTP/1.1\r\nHost: t\r\n")
+    t0 = time.monotonic()
+    _, at = user()
+    epoch, ordinal, ms, seq = rt.event_cursor(at).split("-")
+    other = "0123456789abcdef" if epoch != "0123456789abcdef" else "fedcba9876543210"
+    want = [
+        (b"GET /api/v1/events HTTP/2.0\r\nHost: t\r\n\r\n", b"505 HTTP Version Not Supported"),
+        (b"GET /api/v1/events HTTP/1.2\r\nHost: t\r\n\r\n", b"505 HTTP Version Not Supported"),
+        (b"GARBAGE\r\n\r\n", b"400 Bad Request"),
+        (b"GET /nothing HTTP/1.1\r\nHost: t\r\n\r\n", b"404 Not Found"),
+        (b"POST /api/v1/events HTTP/1.1\r\nHost: t\r\n\r\n", b"405 Method Not Allowed"),
+        (b"GET /api/v1/events HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n\r\nabc",
+         b"413 Content Too Large"),
+        (b"GET /api/v1/events HTTP/1.1\r\nHost: t\r\nX: " + b"a" * 20000 + b"\r\n\r\n",
+         b"431 Request Header Fields Too Large"),
+        (b"GET /api/v1/events HTTP/1.1\r\nHost: t\r\n\r\n", b"401 Unauthorized"),
+        (f"GET /api/v1/events?last_event_id={other}-{ordinal}-{ms}-{seq}&timeout=0 HTTP/1.1\r\n"
+         f"Host: t\r\nAuthorization: Bearer {at}\r\n\r\n".encode(), b"410 Gone"),
+        (b"GET /relay/health HTTP/1.1\r\nHost: t\r\n\r\n", b"200 OK"),
+    ]
+    for data, reason in want:
+        line = status_line(port, data)
+        assert line == b"HTTP/1.1 " + reason, f"{data[:50]!r}: {line!r}, expected {reason!r}"
+    line = status_line(port, None, timeout=45, sock=slow)
+    assert line == b"HTTP/1.1 408 Request Timeout", \
+        f"an unfinished head, after {time.monotonic() - t0:.1f}s: {line!r}"
 
 
 # ------------------------------------------------------------------ two relays

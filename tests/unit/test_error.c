@@ -29,5 +29,30 @@ main(void)
 	}
 	ok(complete, "every rerr has a code, message, status and reason");
 	is_str(http_reason(404), "Not Found", "reason phrase");
+	/* Every status roost-relay answers on its own (realtime/http1.c,
+	 * realtime/relay.c), and the ones handlers set, with RFC 9110's
+	 * phrase. */
+	{
+		static const struct {
+			int status;
+			const char *reason;
+		} own[] = {
+			{ 200, "OK" },
+			{ 201, "Created" },
+			{ 204, "No Content" },
+			{ 400, "Bad Request" },
+			{ 404, "Not Found" },
+			{ 405, "Method Not Allowed" },
+			{ 408, "Request Timeout" },
+			{ 410, "Gone" },
+			{ 413, "Content Too Large" },
+			{ 431, "Request Header Fields Too Large" },
+			{ 505, "HTTP Version Not Supported" },
+		};
+
+		for (size_t i = 0; i < sizeof(own) / sizeof(own[0]); i++)
+			is_str(http_reason(own[i].status), own[i].reason,
+			    "reason phrase of %d", own[i].status);
+	}
 	return tap_done();
 }
