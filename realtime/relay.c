@@ -114,6 +114,7 @@ struct conn {
 	size_t lp_n;
 	bool lp_resync;
 	uint64_t visit;
+	uint64_t recheck_gen; /* the last round of session checks it was in */
 	subidx_node user_node;
 	subidx_node *room_nodes;
 	size_t n_room_nodes, cap_room_nodes;
@@ -177,6 +178,8 @@ struct relay {
 	/* Timer chores. */
 	int64_t next_drain, next_safety, next_hb, next_refresh, next_sweep;
 	int64_t next_recheck;  /* the batch session check (backstop) */
+	uint64_t recheck_gen;  /* the round; a stream checked in it has it */
+	bool rechecking;       /* a round is going on, a batch per tick */
 	int64_t drain_backoff; /* ms; 0 after a drain that worked */
 	int64_t next_alive;
 	int64_t warned_stream, warned_sub, warned_accept, warned_recheck;
@@ -952,6 +955,7 @@ on_ephemeral(relay *r, const char *msg, size_t len)
 /* ------------------------------------------- Redis subscriber connection */
 
 static void sub_connect(relay *r);
+static void recheck_soon(relay *r);
 
 static void
 sub_retry_later(relay *r)
@@ -1045,7 +1049,7 @@ on_pubsub(redisAsyncContext *ac, void *reply, void *priv)
 		/* A session.ended published while we were away is read from
 		 * the stream; one that never reached it (Redis lost it) is
 		 * caught by checking every stream's session now. */
-		r->next_recheck = 0;
+		recheck_soon(r);
 	}
 }
 
@@ -1764,11 +1768,36 @@ refresh_presence(relay *r)
 }
 
 /* The backstop for a lost session.ended (docs/realtime.md): every open
- * stream's session or API token is checked against PostgreSQL, in
- * batches of RECHECK_CHUNK, and the ended ones are ended here. */
+ * stream's session or API token is checked against PostgreSQL, one batch
+ * of up to RECHECK_CHUNK per tick (about 5 ms of PostgreSQL time for
+ * 1,000), so 10,000 streams never hold the loop for the whole round. A
+ * round starts every session_recheck_s, and again after every
+ * resubscription to Redis. */
 static void
-recheck_chunk(relay *r, conn **cs, auth_stream_cred *v, size_t n)
+recheck_step(relay *r)
 {
+	static conn *cs[RECHECK_CHUNK];
+	static auth_stream_cred v[RECHECK_CHUNK];
+	size_t n = 0;
+
+	for (conn *c = r->conns; c != NULL && n < RECHECK_CHUNK; c = c->next) {
+		if (!c->has_sub || c->sub_done || c->closing ||
+		    c->recheck_gen == r->recheck_gen)
+			continue;
+		c->recheck_gen = r->recheck_gen;
+		cs[n] = c;
+		v[n].session_id = c->sub.session_id;
+		v[n].token_id = c->sub.token_id;
+		n++;
+	}
+	if (n < RECHECK_CHUNK) {
+		/* The round's last batch. */
+		r->rechecking = false;
+		r->next_recheck =
+		    ae_now_ms() + (int64_t)r->ap.cfg.session_recheck_s * 1000;
+	}
+	if (n == 0)
+		return;
 	if (auth_check_streams(r->ap.db, r->ap.arena, r->ap.cfg.schema, v, n) !=
 	    R_SUCCESS) {
 		if (warn_due(&r->warned_recheck))
@@ -1776,6 +1805,9 @@ recheck_chunk(relay *r, conn **cs, auth_stream_cred *v, size_t n)
 			         "trying again in %d s",
 			    r->ap.cfg.session_recheck_s);
 		arena_reset(r->ap.arena);
+		r->rechecking = false;
+		r->next_recheck =
+		    ae_now_ms() + (int64_t)r->ap.cfg.session_recheck_s * 1000;
 		return;
 	}
 	for (size_t i = 0; i < n; i++)
@@ -1784,29 +1816,18 @@ recheck_chunk(relay *r, conn **cs, auth_stream_cred *v, size_t n)
 			end_session(cs[i], NULL);
 		}
 	arena_reset(r->ap.arena);
+	answer_ready(r);
 }
 
+/* A new round of checks: at once when one is running (streams it already
+ * passed are checked again), else on the next tick. */
 static void
-recheck_sessions(relay *r)
+recheck_soon(relay *r)
 {
-	static conn *cs[RECHECK_CHUNK];
-	static auth_stream_cred v[RECHECK_CHUNK];
-	size_t n = 0;
-
-	for (conn *c = r->conns; c != NULL; c = c->next) {
-		if (!c->has_sub || c->sub_done || c->closing)
-			continue;
-		cs[n] = c;
-		v[n].session_id = c->sub.session_id;
-		v[n].token_id = c->sub.token_id;
-		if (++n == RECHECK_CHUNK) {
-			recheck_chunk(r, cs, v, n);
-			n = 0;
-		}
-	}
-	if (n > 0)
-		recheck_chunk(r, cs, v, n);
-	answer_ready(r);
+	if (r->rechecking)
+		r->recheck_gen++;
+	else
+		r->next_recheck = 0;
 }
 
 /* Long-poll expiry, idle and slow connections, lingering closes. */
@@ -1862,11 +1883,12 @@ on_tick(ae_loop *l, long long id, void *data)
 		heartbeat(r);
 		r->next_hb = now + r->heartbeat_ms;
 	}
-	if (!r->stopping && now >= r->next_recheck) {
-		recheck_sessions(r);
-		r->next_recheck =
-		    ae_now_ms() + (int64_t)r->ap.cfg.session_recheck_s * 1000;
+	if (!r->stopping && !r->rechecking && now >= r->next_recheck) {
+		r->rechecking = true;
+		r->recheck_gen++;
 	}
+	if (!r->stopping && r->rechecking)
+		recheck_step(r);
 	expire(r, now);
 	if (now >= r->next_refresh) {
 		refresh_presence(r);

@@ -13,7 +13,13 @@ Runs every test of test_session_end.py with roost-relay behind lighttpd
   reconnects: it re-checks every open stream's session then.
 - Every relay process: two relays on one Redis, a stream of the session on
   each; one logout ends both.
+- The periodic check goes through every stream when there are more than
+  one batch of them (1,000 per query, one batch per loop turn): 1,200
+  streams on the relay that checks every second, three of them revoked by
+  SQL alone (the first, a middle and the last opened), all three ended
+  within a few seconds and the others untouched.
 """
+import socket
 import time
 
 import api
@@ -86,6 +92,78 @@ def logout_ends_the_sessions_streams_on_every_relay():
     expect_stream_ended(a, "logout", t0, "relay A")
     expect_stream_ended(b, "logout", t0, "relay B")
     other.stop()
+
+
+def open_raw_sse(port, token):
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    s.sendall(f"GET /api/v1/events HTTP/1.1\r\nHost: t\r\nAccept: text/event-stream\r\n"
+              f"Authorization: Bearer {token}\r\n\r\n".encode())
+    return s
+
+
+def read_head(s):
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = s.recv(4096)
+        assert chunk, f"closed before the head: {data!r}"
+        data += chunk
+    assert data.startswith(b"HTTP/1.1 200"), data[:200]
+    return data
+
+
+@rt_test
+def periodic_check_covers_more_streams_than_one_batch():
+    st = se.lost
+    u, desk, mob, room, _ = member(st)
+    victims = []
+    for _ in range(3):
+        _, email, password = api.create_user(st, se.admin(st))
+        victims.append(api.login(st, email, password)["token"])
+    order = [victims[0]] + [desk] * 599 + [victims[1]] + [desk] * 599 + [victims[2]]
+    socks = []
+    try:
+        for i in range(0, len(order), 100):
+            batch = [open_raw_sse(st.relay_port, t) for t in order[i:i + 100]]
+            for s in batch:
+                read_head(s)
+            socks += batch
+        assert len(socks) == 1201
+        vs = [socks[0], socks[600], socks[1200]]
+        for t in victims:
+            sid = session_id(st, t)
+            api.sql(st, f"UPDATE sessions SET revoked_at = now(), revoked_reason = 'revoked' WHERE id = {int(sid)}")
+        t0 = time.monotonic()
+        for k, s in enumerate(vs):
+            s.settimeout(max(0.1, 6 - (time.monotonic() - t0)))
+            got = b""
+            try:
+                while True:
+                    chunk = s.recv(65536)
+                    if not chunk:
+                        break
+                    got += chunk
+            except socket.timeout:
+                raise AssertionError(f"victim {k + 1} of 3 still open {time.monotonic() - t0:.1f}s after "
+                                     f"its session was revoked: {got[-300:]!r}")
+            assert b"event: session.ended" in got and b'"reason":"revoked"' in got, (k, got[-300:])
+        # The others live on: a filler stream gets the next message.
+        filler = socks[300]
+        filler.settimeout(0.2)
+        try:
+            while filler.recv(65536):
+                pass
+        except socket.timeout:
+            pass
+        m = api.send(st, desk, room, "still here")
+        filler.settimeout(5)
+        got = b""
+        while f'"id": {m["id"]},'.encode() not in got and f'"id":{m["id"]},'.encode() not in got:
+            chunk = filler.recv(65536)
+            assert chunk, "a stream of a live session was closed"
+            got += chunk
+    finally:
+        for s in socks:
+            s.close()
 
 
 if __name__ == "__main__":
