@@ -14,16 +14,21 @@ through lighttpd's public port only:
 - A request head sent one byte every 3 s is dropped within a bounded time
   (lighttpd's read timer restarts on every byte: the old 60 s never
   dropped it), while a request body that pauses as long still arrives.
+- roost-relay started with a soft open-file limit of 1,024 (a login
+  shell's) raises it to its hard limit, at most 65,536: it needs one
+  descriptor per stream, and refused the 1,025th.
 
 Bounded: every wait has a deadline; the streams are opened from this process
 (streams.py: non-blocking sockets, STREAMS plus a few descriptors, well under
 its 20,000). Loopback only. The 8,000-stream figure is the bench's
 (bench/public_streams.py); this test only has to cross the old limit."""
 import json
+import re
+import resource
 import time
 
 import api
-from harness import Stack, raw_request, run_tests, test
+from harness import Stack, raw_request, run_tests, test, wait_until
 from streams import Streams, slow_pieces, trickle
 
 STREAMS = 2000          # > 1,365: the old limit
@@ -105,6 +110,32 @@ def slow_request_heads_are_dropped():
             f"Connection: close\r\n\r\n").encode()
     got = slow_pieces(PORT, [head, body[:10], body[10:]], TRICKLE_GAP)
     assert got.startswith(b"HTTP/1.1 401"), ("a body sent in pieces 3 s apart", got[:300])
+
+
+@test
+def relay_raises_its_open_file_limit():
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = min(hard, 65536)
+    # started the way a login shell would: the child inherits 1,024
+    resource.setrlimit(resource.RLIMIT_NOFILE, (1024, hard))
+    try:
+        relay = stack.spawn_relay(name="fdlimit")
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    try:
+        with open(f"/proc/{relay.pid}/limits") as f:
+            line = next(ln for ln in f if ln.startswith("Max open files"))
+        got = int(line.split()[3])
+        assert got == want, f"the relay runs with a soft limit of {got} open files, not {want}: {line!r}"
+
+        def ready():
+            with open(relay.log, errors="replace") as f:
+                m = re.search(r"ready \(.*?(\d+) descriptors", f.read())
+            return m and int(m.group(1))
+        n = wait_until(ready, timeout=10, what="the relay's ready line")
+        assert n == want, f"the relay sized its loop for {n} descriptors, not {want}"
+    finally:
+        relay.stop()
 
 
 if __name__ == "__main__":
