@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -30,6 +31,10 @@
 #define RESTART_MAX_MS 30000
 #define STABLE_MS 60000 /* a worker that ran this long restarts at once */
 #define STOP_WAIT_MS 10000
+/* The soft open-file limit the relay raises itself to (as far as the hard
+ * limit allows): one descriptor per client. roost-relay.service sets
+ * LimitNOFILE to the same. */
+#define FD_WANT 65536
 
 static void
 usage(FILE *f)
@@ -77,6 +82,25 @@ typedef struct supervisor {
 	worker w[MAX_WORKERS];
 	int n;
 } supervisor;
+
+/* A shell's soft limit is often 1,024 while its hard one is far higher:
+ * started from it, the relay would refuse its 1,025th client. Raise the
+ * soft limit as lighttpd and nginx do for themselves; relay_run() sizes its
+ * loop by it, and logs the number. Workers inherit it. */
+static void
+raise_fd_limit(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= FD_WANT ||
+	    rl.rlim_cur >= rl.rlim_max)
+		return;
+	/* (RLIM_INFINITY is the largest rlim_t) */
+	rl.rlim_cur = rl.rlim_max < FD_WANT ? rl.rlim_max : FD_WANT;
+	if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+		log_warn(
+		    "cannot raise the open-file limit: %s", strerror(errno));
+}
 
 static pid_t
 spawn(supervisor *s, int i, int sigfd)
@@ -288,6 +312,7 @@ main(int argc, char **argv)
 		return 64;
 	}
 	log_init("roost-relay", LOG_INFO);
+	raise_fd_limit();
 	/* ROOST_RELAY_LISTEN and ROOST_RELAY_MAX_OUTPUT, from the
 	 * environment or the config file like every other key. */
 	if (config_load(&cfg, o.config, err, sizeof(err)) != 0) {

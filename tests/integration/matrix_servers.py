@@ -325,8 +325,9 @@ class Site:
         os.chmod(d, 0o755)
         mods = ["mpm_event", "authz_core", "authz_host", "mime", "dir", "alias", "env",
                 "setenvif", "rewrite", "headers", "proxy", "proxy_http",
-                "proxy_fcgi", "fcgid", "cgid"]
-        # (mod_log_config and mod_unixd are built into Debian's apache2.)
+                "proxy_fcgi", "fcgid", "cgid", "reqtimeout"]
+        # (mod_log_config and mod_unixd are built into Debian's apache2;
+        # reqtimeout is enabled by Debian's default, as here.)
         load = [f"LoadModule {m}_module {APACHE_MODULES}/mod_{m}.so" for m in mods]
         text = f"""# test_matrix: wrapper around one shipped Apache file.
 ServerRoot "{d}"
@@ -379,19 +380,29 @@ LogFormat "%h %l %u %t \\"%r\\" %>s %O \\"%{{Referer}}i\\" \\"%{{User-Agent}}i\\
     # -- nginx -------------------------------------------------------------
 
     def nginx_wrapper(self, include):
-        """nginx.conf with an http {} that includes the shipped server block."""
+        """nginx.conf with an http {} that includes the shipped server
+        block; its main and events {} settings are the ones the shipped
+        file's head tells to put in /etc/nginx/nginx.conf."""
         d = self.path("nginx")
         os.makedirs(d, exist_ok=True)
         t = self.path("var", "lib", "nginx")
+        with open(include, encoding="utf-8") as f:
+            head = f.read()
+        told = {}
+        for key in ("worker_processes", "worker_rlimit_nofile", "worker_connections"):
+            m = re.search(rf"^#\s+{key} (\w+);", head, re.M)
+            assert m, f"{include}: its head no longer says what to set for {key}"
+            told[key] = m.group(1)
         text = f"""# test_matrix: wrapper around the shipped server block.
 daemon off;
 master_process on;
-worker_processes 1;
+worker_processes {told['worker_processes']};
+worker_rlimit_nofile {told['worker_rlimit_nofile']};
 user {WEB_USER} {WEB_USER};
 pid {d}/nginx.pid;
 error_log {self.path('var', 'log', 'nginx', 'error.log')} warn;
 events {{
-	worker_connections 512;
+	worker_connections {told['worker_connections']};
 }}
 http {{
 	include /etc/nginx/mime.types;

@@ -48,6 +48,14 @@ events go is checked with the relay's own connection count. What each
 server answered (who refused the 2 MiB body, the code for the oversize
 header, delivery times) is printed as "# shape: ..." lines.
 
+The shapes with the relay also hold CAPACITY_STREAMS event streams at once
+(more than any of the servers' defaults allowed: lighttpd 1,365 connections;
+mpm_event 400 threads as compiled, 150 in Debian's mpm_event.conf; nginx
+768 connections per worker in Debian's nginx.conf, two per stream) while
+health answers, and drop a request head sent one byte every 3 s within
+SLOW_HEAD_S (issue 12; docs/deploy.md, "Capacity"). nginx runs with the
+main and events {} settings its file's head tells to put in nginx.conf.
+
 The stack (PostgreSQL, Redis, roost-relay) comes from harness.Stack; its
 own lighttpd is not used. Loopback only; everything started is stopped
 (the last test checks that no process of a shape is left).
@@ -58,13 +66,15 @@ import re
 import shutil
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 
 import api
 import matrix_servers as ms
-from harness import SSEClient, Stack, run_tests, test
+from harness import SSEClient, Stack, raw_request, run_tests, test
 from matrix_scenario import Target, scenario
+from streams import Streams, trickle
 
 ms.become_subreaper()
 stack = Stack(workers=1, relay=True, env={"ROOST_SSE_HEARTBEAT_S": "2"})
@@ -78,6 +88,8 @@ os.chmod(BASE, 0o755)
 
 BODY_LIMIT = int(stack.env_vars.get("ROOST_BODY_LIMIT", "1048576"))
 LEFT_RUNNING = []         # (shape, pid, comm) found after a shape stopped
+CAPACITY_STREAMS = 1500   # event streams a relay shape holds at once
+SLOW_HEAD_S = 12.0        # a head sent one byte every 3 s is dropped by then
 
 
 def relay_connections():
@@ -129,6 +141,50 @@ def use_relay(on):
             "the stopped relay left its alive key"
 
 
+def capacity(port):
+    """CAPACITY_STREAMS event streams through the shape, health answering
+    while they are open, and a request head sent one byte every 3 s
+    dropped within SLOW_HEAD_S (both at once). Returns findings."""
+    f = {}
+    slow = {}
+    head = (f"GET /api/v1/health HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+            f"User-Agent: {'x' * 100}\r\n\r\n").encode()
+    th = threading.Thread(target=lambda: slow.update(r=trickle(port, head, 3.0, SLOW_HEAD_S + 8)),
+                          daemon=True)
+    th.start()
+    base = relay_connections()
+    # a session of its own: the scenario's login displaced the admin's
+    # earlier desktop session, and its logout ended its own
+    token = api.login(stack, ADMIN_EMAIL, ADMIN_PASSWORD)["token"]
+    streams = Streams(port, token, CAPACITY_STREAMS)
+    try:
+        assert not streams.failed, \
+            f"{len(streams.ok)} of {CAPACITY_STREAMS} event streams opened; {streams.failed} failed, " \
+            f"the first: {streams.why}"
+        f["streams"] = f"{CAPACITY_STREAMS} open in {streams.took:.1f}s"
+        t0 = time.monotonic()
+        st, _, body = raw_request(port, b"GET /api/v1/health HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                                        b"Connection: close\r\n\r\n", timeout=10)
+        assert st == 200, f"health with {CAPACITY_STREAMS} streams open: {st} {body[:200]!r}"
+        f["health with the streams"] = f"200 in {(time.monotonic() - t0) * 1000:.0f} ms"
+    finally:
+        streams.close()
+    th.join(SLOW_HEAD_S + 15)
+    took, sent, got = slow.get("r", (None, 0, b""))
+    assert took is not None and took <= SLOW_HEAD_S, \
+        f"a head sent one byte every 3 s: " \
+        f"{'still open' if took is None else f'dropped after {took:.1f}s'} ({sent} bytes sent)"
+    answer = got.split(b"\r\n", 1)[0].decode("latin-1") or "no answer"
+    f["slow head"] = f"closed after {took:.1f}s ({answer})"
+    # let the closed streams go before the next shape counts connections
+    deadline = time.monotonic() + 30
+    while relay_connections() > base + 5 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert relay_connections() <= base + 5, \
+        f"the relay still holds {relay_connections()} connections (before: {base})"
+    return f
+
+
 def start_site(name, setup):
     """A Site with its server(s) started; a port taken meanwhile by
     someone else (free_port is a guess) gets a new port and a retry."""
@@ -164,6 +220,8 @@ def run_shape(name, setup, events, prefix=""):
         findings = scenario(Target(site.port, ADMIN_EMAIL, ADMIN_PASSWORD,
                                    relay_connections if events == "relay" else None,
                                    prefix, BODY_LIMIT, column_of(name)), events)
+        if events == "relay":
+            findings.update(capacity(site.port))
         findings["timing"] = f"start {t1 - t0:.1f}s, scenario {time.monotonic() - t1:.1f}s"
         for k, v in findings.items():
             sys.stdout.write(f"# {name}: {k}: {v}\n")
