@@ -3,7 +3,8 @@
 
 PostgreSQL answers on its unix socket with the env's conninfo, Redis answers
 PING, lighttpd serves web/index.html and answers its own errors with JSON,
-single services stop and start, pg-start brings PostgreSQL back at once
+single services stop and start, Redis keeps its data across a restart
+(append-only file), pg-start brings PostgreSQL back at once
 after kill -9 of the postmaster (whose zombie pg_ctl takes for a running
 server), a second `start` reuses everything, and `stop` leaves nothing
 running. Needs no Roost binary, except the last check
@@ -224,6 +225,32 @@ def redis_stop_and_start():
     finally:
         stack.redis_start()
     assert redis_ping() == "PONG"
+
+
+def redis_cli(*args):
+    p = subprocess.run(["redis-cli", "-s", stack.redis_socket, *args],
+                       capture_output=True, timeout=10)
+    return p.stdout.decode().strip()
+
+
+@test
+def redis_keeps_its_data_across_a_restart():
+    """Redis runs with an append-only file synced every second, and
+    redis-stop shuts it down (SIGTERM: SHUTDOWN, which syncs the file):
+    what was written before is there after redis-start (the event stream
+    and its epoch, so clients go on without a resync)."""
+    assert redis_cli("CONFIG", "GET", "appendonly").split() == ["appendonly", "yes"]
+    assert redis_cli("CONFIG", "GET", "appendfsync").split() == ["appendfsync", "everysec"]
+    redis_cli("SET", "roost-test:kept", "before the restart")
+    redis_cli("XADD", "roost-test:stream", "*", "n", "1")
+    stack.redis_stop()
+    with open(stack.log_path("redis"), errors="replace") as f:
+        log = f.read()
+    assert "ready to exit" in log, "Redis did not shut down cleanly"
+    stack.redis_start()
+    assert redis_cli("GET", "roost-test:kept") == "before the restart", "the data is gone"
+    assert redis_cli("XLEN", "roost-test:stream") == "1"
+    redis_cli("DEL", "roost-test:kept", "roost-test:stream")
 
 
 @test
