@@ -13,8 +13,10 @@ What is checked (DESIGN.md, Realtime):
    event after it, in order per room, no gaps and no duplicates (200
    messages over four rooms while it was away; SSE and long-poll), or an
    explicit RESYNC_REQUIRED (another epoch, a cursor beyond the end,
-   trimmed history, a Redis restart): 410 for long-poll, `event: resync`
-   and the end of the stream for SSE.
+   trimmed history, Redis emptied, entries lost in a crash): 410 for
+   long-poll, `event: resync` and the end of the stream for SSE. A Redis
+   restart that kept its data (append-only file) is no resync: streams go
+   on under load, every entry once.
 2. Audience: never another room's events, nor another tenant's (a second
    tenant schema on the same Redis, written through roost.cgi, with
    colliding room ids); joining starts delivery with the joiner's own
