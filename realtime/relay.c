@@ -784,8 +784,22 @@ resync_all(relay *r)
 	for (conn *c = r->conns; c != NULL; c = c->next) {
 		if (!c->has_sub || c->sub_done || c->closing)
 			continue;
-		catch_up(r, c);
-		n += c->sub_done;
+		/* The head was read just now: another epoch is gone for
+		 * good, no read needed to tell. */
+		if (!same_epoch(&c->sub.cursor, &r->head))
+			resync_conn(c);
+		else
+			catch_up(r, c);
+		if (c->sub_done)
+			n++;
+		else if (!c->synced)
+			r->head_ok = false; /* a read failed (Redis went) */
+	}
+	if (!r->head_ok) {
+		/* ensure_head takes the end again and catches every
+		 * subscriber up from its own cursor. */
+		for (conn *c = r->conns; c != NULL; c = c->next)
+			c->synced = false;
 	}
 	answer_ready(r);
 	log_warn("the event stream's end moved back (a new epoch, entries "
