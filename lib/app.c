@@ -189,8 +189,7 @@ render_error(req_ctx *c, rerr e)
 	if (c->err_field != NULL)
 		json_object_object_add(err, "field", json_str(c->err_field));
 	json_object_object_add(body, "error", err);
-	if (e == R_UNAVAILABLE)
-		http_set_header(c->res, c->a, "Retry-After", "1");
+	/* A 503's Retry-After comes from app_answer_headers. */
 	reply_json(c, rerr_status(e), body);
 }
 
@@ -238,6 +237,10 @@ app_answer_headers(http_response *res, arena *a, const char *request_id,
 	http_set_header(
 	    res, a, "Cache-Control", event_stream ? "no-cache" : "no-store");
 	http_set_header(res, a, "X-Content-Type-Options", "nosniff");
+	/* A 503 (PostgreSQL or Redis down) says when to try again; a 429
+	 * gets the end of its window below. */
+	if (res->status == 503)
+		http_set_header(res, a, "Retry-After", "1");
 	if (rl == NULL)
 		return;
 	http_set_header(res, a, "X-RateLimit-Limit",

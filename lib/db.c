@@ -16,6 +16,9 @@ struct db {
 	int connect_timeout_s;
 	int statement_timeout_ms;
 	char sqlstate[6];
+	/* The last failure ended the session (see session_ended): the
+	 * connection may still read CONNECTION_OK, but it is of no use. */
+	bool lost;
 	bool prepare; /* ROOST_PG_PREPARED */
 	/* Statements prepared on this connection, named "r<index>". Keyed
 	 * by the SQL's address (db_query is given string literals) and
@@ -72,6 +75,7 @@ connect_now(db *d)
 	if (d->conn)
 		PQfinish(d->conn);
 	d->n_prepared = 0; /* prepared statements die with the session */
+	d->lost = false;
 	/* expand_dbname=1: the "dbname" value is parsed as a full conninfo
 	 * string or URI; the keywords after it override what it says, so
 	 * the timeout is always ROOST_CONNECT_TIMEOUT. */
@@ -93,7 +97,7 @@ connect_now(db *d)
 rerr
 db_ensure(db *d)
 {
-	if (d->conn == NULL || PQstatus(d->conn) != CONNECTION_OK)
+	if (d->conn == NULL || d->lost || PQstatus(d->conn) != CONNECTION_OK)
 		return connect_now(d);
 	switch (PQtransactionStatus(d->conn)) {
 	case PQTRANS_IDLE: return R_SUCCESS;
@@ -107,6 +111,36 @@ db_ensure(db *d)
 		/* ACTIVE or UNKNOWN: the connection is unusable. */
 		return connect_now(d);
 	}
+}
+
+/* True when the failure in res (NULL: none came back) ended the session,
+ * and sets d->lost. After a PostgreSQL restart a kept connection still
+ * reads CONNECTION_OK: the first statement sent on it gets the server's
+ * parting FATAL ("terminating connection due to administrator command",
+ * 57P01), and libpq notices the closed socket only on a later read. Any
+ * FATAL or PANIC ends the session, and so do the connection-exception
+ * class (08) and the shutdown codes (57P01-57P03). A statement timeout
+ * (57014) does not. */
+static bool
+session_ended(db *d, const PGresult *res)
+{
+	const char *sev, *state;
+
+	if (res == NULL || d->conn == NULL ||
+	    PQstatus(d->conn) != CONNECTION_OK) {
+		d->lost = true;
+		return true;
+	}
+	sev = PQresultErrorField(res, PG_DIAG_SEVERITY_NONLOCALIZED);
+	state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+	if ((sev != NULL &&
+	        (strcmp(sev, "FATAL") == 0 || strcmp(sev, "PANIC") == 0)) ||
+	    (state != NULL &&
+	        (strncmp(state, "08", 2) == 0 || strcmp(state, "57P01") == 0 ||
+	            strcmp(state, "57P02") == 0 ||
+	            strcmp(state, "57P03") == 0)))
+		d->lost = true;
+	return d->lost;
 }
 
 static void
@@ -152,7 +186,7 @@ db_query(db *d, arena *a, rerr *err, const char *sql, int nparams,
 	const char *state;
 
 	d->sqlstate[0] = '\0';
-	if (d->conn == NULL || PQstatus(d->conn) != CONNECTION_OK) {
+	if (d->conn == NULL || d->lost || PQstatus(d->conn) != CONNECTION_OK) {
 		*err = R_UNAVAILABLE;
 		return NULL;
 	}
@@ -160,6 +194,7 @@ db_query(db *d, arena *a, rerr *err, const char *sql, int nparams,
 	    ? exec_prepared(d, sql, nparams, params)
 	    : PQexecParams(d->conn, sql, nparams, NULL, params, NULL, NULL, 0);
 	if (res == NULL) {
+		d->lost = true;
 		*err = R_UNAVAILABLE;
 		return NULL;
 	}
@@ -171,17 +206,15 @@ db_query(db *d, arena *a, rerr *err, const char *sql, int nparams,
 	}
 	state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
 	snprintf(d->sqlstate, sizeof(d->sqlstate), "%s", state ? state : "");
-	if (PQstatus(d->conn) != CONNECTION_OK) {
+	if (session_ended(d, res)) {
+		const char *msg = PQresultErrorMessage(res);
+
 		log_warn("database connection lost: %.*s",
-		    (int)strcspn(PQerrorMessage(d->conn), "\n"),
-		    PQerrorMessage(d->conn));
+		    (int)strcspn(msg, "\n"), msg);
 		*err = R_UNAVAILABLE;
 	} else if (strcmp(d->sqlstate, "23505") == 0) {
 		*err = R_CONFLICT;
-	} else if (strcmp(d->sqlstate, "57014") == 0 ||
-	    strncmp(d->sqlstate, "08", 2) == 0 ||
-	    strcmp(d->sqlstate, "57P01") == 0) {
-		/* statement timeout, connection exception, admin shutdown */
+	} else if (strcmp(d->sqlstate, "57014") == 0) {
 		log_warn("database unavailable (SQLSTATE %s)", d->sqlstate);
 		*err = R_UNAVAILABLE;
 	} else {
@@ -207,12 +240,11 @@ simple(db *d, const char *sql)
 	PGresult *res;
 	rerr e = R_SUCCESS;
 
-	if (d->conn == NULL || PQstatus(d->conn) != CONNECTION_OK)
+	if (d->conn == NULL || d->lost || PQstatus(d->conn) != CONNECTION_OK)
 		return R_UNAVAILABLE;
 	res = PQexec(d->conn, sql);
 	if (res == NULL || PQresultStatus(res) != PGRES_COMMAND_OK) {
-		e = PQstatus(d->conn) == CONNECTION_OK ? R_INTERNAL
-		                                       : R_UNAVAILABLE;
+		e = session_ended(d, res) ? R_UNAVAILABLE : R_INTERNAL;
 		if (e == R_INTERNAL)
 			log_error("%s failed: %.*s", sql,
 			    (int)strcspn(PQerrorMessage(d->conn), "\n"),
@@ -222,14 +254,15 @@ simple(db *d, const char *sql)
 	return e;
 }
 
-/* True when a failure was the connection dying under us: the statement
- * never ran, so a read-only or transaction-start statement may be retried
- * once on a fresh connection (PostgreSQL restarted between requests). */
+/* True when a failure was the session ending under us and a new one is
+ * up: the statement never ran, so a read-only or transaction-start
+ * statement may be retried once on it (PostgreSQL restarted between
+ * requests). */
 static bool
 reconnected(db *d, rerr e)
 {
 	if (e != R_UNAVAILABLE || d->conn == NULL ||
-	    PQstatus(d->conn) == CONNECTION_OK)
+	    (!d->lost && PQstatus(d->conn) == CONNECTION_OK))
 		return false;
 	log_info("reconnecting to the database");
 	return connect_now(d) == R_SUCCESS;
@@ -246,11 +279,12 @@ batch(db *d, arena *a, const char *sql, PGresult **last)
 
 	if (last)
 		*last = NULL;
-	if (d->conn == NULL || PQstatus(d->conn) != CONNECTION_OK)
+	if (d->conn == NULL || d->lost || PQstatus(d->conn) != CONNECTION_OK)
 		return R_UNAVAILABLE;
-	if (!PQsendQuery(d->conn, sql))
-		return PQstatus(d->conn) == CONNECTION_OK ? R_INTERNAL
-		                                          : R_UNAVAILABLE;
+	if (!PQsendQuery(d->conn, sql)) {
+		d->lost = true; /* nothing was sent */
+		return R_UNAVAILABLE;
+	}
 	while ((res = PQgetResult(d->conn)) != NULL) {
 		ExecStatusType st = PQresultStatus(res);
 
@@ -261,8 +295,7 @@ batch(db *d, arena *a, const char *sql, PGresult **last)
 		}
 		if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK &&
 		    e == R_SUCCESS) {
-			e = PQstatus(d->conn) == CONNECTION_OK ? R_INTERNAL
-			                                       : R_UNAVAILABLE;
+			e = session_ended(d, res) ? R_UNAVAILABLE : R_INTERNAL;
 			if (e == R_INTERNAL)
 				log_error("transaction start failed: %.*s",
 				    (int)strcspn(
@@ -326,7 +359,7 @@ db_commit(db *d)
 void
 db_rollback(db *d)
 {
-	if (d->conn != NULL && PQstatus(d->conn) == CONNECTION_OK &&
+	if (d->conn != NULL && !d->lost && PQstatus(d->conn) == CONNECTION_OK &&
 	    PQtransactionStatus(d->conn) != PQTRANS_IDLE)
 		(void)simple(d, "ROLLBACK");
 }

@@ -2,9 +2,12 @@
  *
  * One db per process, kept across requests. db_ensure() at the start of
  * each request rolls back a transaction a previous request left open and
- * re-establishes a connection that dropped (PostgreSQL restarted): the
- * request that discovers the loss gets R_UNAVAILABLE (503), the next one
- * reconnects.
+ * re-establishes a connection known to be gone. One that died unnoticed
+ * (PostgreSQL restarted while the worker was idle: libpq still says
+ * CONNECTION_OK) is found by the transaction start, which reconnects and
+ * sends it again, once: nothing was written yet. A session that ends
+ * later in a request is R_UNAVAILABLE (503) for that request, and the
+ * next one reconnects.
  *
  * Queries take parameters only: no SQL is ever built from input. With
  * prepare (ROOST_PG_PREPARED=1) each distinct statement is prepared once

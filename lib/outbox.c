@@ -27,7 +27,10 @@ pass(app *ap, arena *a, bool wait, bool *held, int *n)
 	const char **fields;
 	PGresult *res;
 	buf idlist = BUF_INIT;
-	const char *upd[1];
+	const char *upd[2];
+	stream_cursor expect, appended;
+	char cur[STREAM_CURSOR_MAX];
+	bool have_expect, rotated;
 	rerr e;
 	int rows;
 
@@ -63,39 +66,60 @@ pass(app *ap, arena *a, bool wait, bool *held, int *n)
 	    PQgetvalue(res, 0, 0)[0] == 'f')
 		goto out;
 	*held = true;
+	/* The rows, and where the last pass left the stream (always one
+	 * row: the events columns are NULL when none wait). */
 	res = db_query(ap->db, a, &e,
-	    "SELECT id, coalesce(room_id::text, ''), coalesce(user_id::text, "
-	    "''), type, data::text, coalesce(origin_session::text, '') "
-	    "FROM events WHERE published_at IS NULL ORDER BY id LIMIT 500",
+	    "SELECT s.last_cursor, e.id, e.room, e.usr, e.type, e.data, "
+	    "e.origin FROM (SELECT (SELECT last_cursor FROM stream_state) "
+	    "AS last_cursor) s LEFT JOIN LATERAL (SELECT id, "
+	    "coalesce(room_id::text, '') AS room, "
+	    "coalesce(user_id::text, '') AS usr, type, data::text AS data, "
+	    "coalesce(origin_session::text, '') AS origin FROM events "
+	    "WHERE published_at IS NULL ORDER BY id LIMIT 500) e ON true",
 	    0, NULL);
 	if (res == NULL)
 		goto out;
-	rows = PQntuples(res);
-	if (rows == 0)
-		goto out;
-	fields = arena_calloc(a, (size_t)rows * 6, sizeof(*fields));
+	rows = PQgetisnull(res, 0, 1) ? 0 : PQntuples(res);
+	have_expect = !PQgetisnull(res, 0, 0) &&
+	    stream_cursor_parse(PQgetvalue(res, 0, 0), &expect);
+	fields = arena_calloc(a, (size_t)rows * 6 + 1, sizeof(*fields));
 	for (int i = 0; i < rows; i++) {
-		fields[i * 6 + 0] = PQgetvalue(res, i, 3);
-		fields[i * 6 + 1] = PQgetvalue(res, i, 1);
-		fields[i * 6 + 2] = PQgetvalue(res, i, 2);
-		fields[i * 6 + 3] = PQgetvalue(res, i, 5);
-		fields[i * 6 + 4] = PQgetvalue(res, i, 4);
-		fields[i * 6 + 5] = PQgetvalue(res, i, 0);
+		fields[i * 6 + 0] = PQgetvalue(res, i, 4);
+		fields[i * 6 + 1] = PQgetvalue(res, i, 2);
+		fields[i * 6 + 2] = PQgetvalue(res, i, 3);
+		fields[i * 6 + 3] = PQgetvalue(res, i, 6);
+		fields[i * 6 + 4] = PQgetvalue(res, i, 5);
+		fields[i * 6 + 5] = PQgetvalue(res, i, 1);
 		buf_puts(&idlist, i ? "," : "{");
-		buf_puts(&idlist, PQgetvalue(res, i, 0));
+		buf_puts(&idlist, PQgetvalue(res, i, 1));
 	}
-	buf_putc(&idlist, '}');
+	if (rows > 0)
+		buf_putc(&idlist, '}');
+	/* With no rows too: a stream that lost its last entries (a Redis
+	 * crash) is noticed within one drain, not at the next write. */
 	if ((e = stream_publish(ap->kv, a, ap->cfg.schema,
-	         ap->cfg.events_retain, (size_t)rows, fields)) != R_SUCCESS)
+	         ap->cfg.events_retain, have_expect ? &expect : NULL,
+	         (size_t)rows, fields, &appended, &rotated)) != R_SUCCESS)
+		goto out;
+	if (rotated)
+		log_warn("the event stream lost its last entries (a Redis "
+		         "crash): new epoch; every client resyncs");
+	if (rows == 0)
 		goto out;
 	/* Published. If this COMMIT is lost, the next pass publishes the
 	 * rows again: a duplicate, which clients absorb (events carry entity
-	 * ids), never a gap. */
+	 * ids), never a gap; and it checks the stream against an older end,
+	 * which is still there. */
+	stream_cursor_format(&appended, cur);
 	upd[0] = arena_strdup(a, idlist.data);
+	upd[1] = cur;
 	if (db_query(ap->db, a, &e,
+	        "WITH s AS (INSERT INTO stream_state (id, last_cursor) "
+	        "VALUES (true, $2) ON CONFLICT (id) DO UPDATE SET "
+	        "last_cursor = EXCLUDED.last_cursor, updated_at = now()) "
 	        "UPDATE events SET published_at = now() "
 	        "WHERE id = ANY($1::bigint[])",
-	        1, upd) == NULL)
+	        2, upd) == NULL)
 		goto out;
 	if ((e = db_commit(ap->db)) == R_SUCCESS)
 		*n = rows;

@@ -8,52 +8,108 @@
 #include <string.h>
 
 #include <json-c/json.h>
+#include <sodium.h>
 
-/* The epoch: the first 16 hex digits of this Redis process's run_id. */
+/* Every script gets KEYS stream, counter, epoch and, as ARGV[1], a fresh
+ * random epoch: the one the stream takes if it has none yet (a new
+ * stream, or Redis lost everything). Scripts cannot make random values
+ * themselves (their effects must replay the same), so the caller does. */
 #define LUA_EPOCH                                                              \
-	"local ep = string.sub(string.match(redis.call('INFO', 'server'), "    \
-	"'run_id:(%x+)'), 1, 16) "
+	"local ep = redis.call('GET', KEYS[3]) "                               \
+	"if not ep then ep = ARGV[1] redis.call('SET', KEYS[3], ep) end "
 
-/* KEYS: stream, counter. Returns {epoch, ordinal, last id}. */
-static const char head_lua[] = LUA_EPOCH
+/* ord(entry): its ordinal (field n). last(): the last entry's id, or
+ * "0-0" for an empty stream. older(a, b): stream id a comes before b. */
+#define LUA_HELPERS                                                            \
+	"local function ord(ent) local f = ent[2] "                            \
+	"for i = 1, #f, 2 do if f[i] == 'n' then return tonumber(f[i + 1]) "   \
+	"end end return nil end "                                              \
+	"local function last() "                                               \
+	"local l = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1) "    \
+	"if #l > 0 then return l[1][1] end return '0-0' end "                  \
+	"local function older(a, b) "                                          \
+	"local am, as = string.match(a, '^(%d+)-(%d+)$') "                     \
+	"local bm, bs = string.match(b, '^(%d+)-(%d+)$') "                     \
+	"if not am or not bm then return false end "                           \
+	"am, as, bm, bs = tonumber(am), tonumber(as), tonumber(bm), "          \
+	"tonumber(bs) "                                                        \
+	"return am < bm or (am == bm and as < bs) end "
+
+/* Returns {epoch, ordinal, last id}. */
+static const char head_lua[] = LUA_EPOCH LUA_HELPERS
     "local n = tonumber(redis.call('GET', KEYS[2]) or '0') "
-    "local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1) "
-    "local id = '0-0' "
-    "if #last > 0 then id = last[1][1] end "
-    "return {ep, tostring(n), id}";
+    "return {ep, tostring(n), last()}";
 
-/* KEYS: stream, counter. ARGV: epoch, ordinal, id, count.
- * Returns {'resync', epoch} or {'ok', epoch, entries}. The ordinal of the
- * first entry after the cursor must be the cursor's plus one: anything
- * else means entries were trimmed or lost, or the cursor is forged. */
-static const char read_lua[] = LUA_EPOCH
-    "if ARGV[1] ~= ep then return {'resync', ep} end "
-    "local k = tonumber(ARGV[2]) "
+/* ARGV: fresh epoch, then the cursor: epoch, ordinal, id; then count.
+ * Returns {'resync', epoch} or {'ok', epoch, entries}. The cursor must
+ * name an entry that is still there with its ordinal (or one trimmed
+ * away, whose successor is now the first entry), or be exactly the end:
+ * a crash can take the stream's last entries and keep the epoch, and new
+ * entries would then reuse ordinals the client already holds. The first
+ * entry after it must carry the next ordinal. Anything else is a resync:
+ * lost, trimmed, or a cursor we never gave out. */
+static const char read_lua[] = LUA_EPOCH LUA_HELPERS
+    "if ARGV[2] ~= ep then return {'resync', ep} end "
+    "local k = tonumber(ARGV[3]) "
     "local n = tonumber(redis.call('GET', KEYS[2]) or '0') "
     "if k > n then return {'resync', ep} end "
-    "if k == n then return {'ok', ep, {}} end "
-    "local r = redis.call('XRANGE', KEYS[1], '(' .. ARGV[3], '+', "
-    "'COUNT', ARGV[4]) "
+    "if k == n then "
+    "  if last() ~= ARGV[4] then return {'resync', ep} end "
+    "  return {'ok', ep, {}} "
+    "end "
+    "local cnt = tonumber(ARGV[5]) "
+    "local r = redis.call('XRANGE', KEYS[1], ARGV[4], '+', 'COUNT', cnt + 1) "
     "if #r == 0 then return {'resync', ep} end "
-    "local f = r[1][2] "
-    "local o = nil "
-    "for i = 1, #f, 2 do if f[i] == 'n' then o = tonumber(f[i + 1]) end end "
-    "if o ~= k + 1 then return {'resync', ep} end "
-    "return {'ok', ep, r}";
+    "local s = 1 "
+    "if r[1][1] == ARGV[4] then "
+    "  if ord(r[1]) ~= k then return {'resync', ep} end "
+    "  s = 2 "
+    "else "
+    "  local first = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', 1) "
+    "  if first[1][1] ~= r[1][1] then return {'resync', ep} end "
+    "end "
+    "if r[s] == nil or ord(r[s]) ~= k + 1 then return {'resync', ep} end "
+    "local out = {} "
+    "for i = s, #r do if #out < cnt then out[#out + 1] = r[i] end end "
+    "return {'ok', ep, out}";
 
-/* KEYS: stream, counter. ARGV: maxlen, wake channel, then 6 per event.
- * Returns the last id. */
-static const char publish_lua[] =
-    "local last = '' "
-    "for i = 3, #ARGV, 6 do "
-    "  local n = redis.call('INCR', KEYS[2]) "
-    "  last = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', "
+/* ARGV: fresh epoch, maxlen, wake channel, the expected end (epoch,
+ * ordinal, id; epoch "" for none), then 6 per event. First the check
+ * (stream.h): an end that went back behind the expected one gets a new
+ * epoch. Then the appends, and one PUBLISH when anything changed.
+ * Returns {epoch, ordinal, last id appended or '', rotated 0/1}. */
+static const char publish_lua[] = LUA_EPOCH LUA_HELPERS
+    "local rotated = 0 "
+    "if ARGV[4] == ep then "
+    "  local k = tonumber(ARGV[5]) "
+    "  local lost = tonumber(redis.call('GET', KEYS[2]) or '0') < k "
+    "  if not lost and k > 0 then "
+    "    local r = redis.call('XRANGE', KEYS[1], ARGV[6], ARGV[6]) "
+    "    if #r > 0 then "
+    "      lost = ord(r[1]) ~= k "
+    "    else "
+    "      local first = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', 1) "
+    "      lost = #first == 0 or not older(ARGV[6], first[1][1]) "
+    "    end "
+    "  end "
+    "  if lost then "
+    "    ep = ARGV[1] "
+    "    redis.call('SET', KEYS[3], ep) "
+    "    rotated = 1 "
+    "  end "
+    "end "
+    "local id, n = '', 0 "
+    "for i = 7, #ARGV, 6 do "
+    "  n = redis.call('INCR', KEYS[2]) "
+    "  id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '*', "
     "    't', ARGV[i], 'r', ARGV[i + 1], 'u', ARGV[i + 2], "
     "    's', ARGV[i + 3], 'd', ARGV[i + 4], 'o', ARGV[i + 5], "
     "    'n', tostring(n)) "
     "end "
-    "redis.call('PUBLISH', ARGV[2], last) "
-    "return last";
+    "if id ~= '' or rotated == 1 then "
+    "  redis.call('PUBLISH', ARGV[3], id ~= '' and id or 'epoch') "
+    "end "
+    "return {ep, tostring(n), id, rotated}";
 
 static bool
 all_digits(const char *s, size_t n)
@@ -120,25 +176,48 @@ set_epoch(stream_cursor *c, const redisReply *r)
 	return true;
 }
 
+/* 16 random hex digits: an epoch for a stream that has none. */
+static char *
+fresh_epoch(arena *a)
+{
+	static const char hex[] = "0123456789abcdef";
+	unsigned char raw[STREAM_EPOCH_LEN / 2];
+	char *out = arena_alloc(a, STREAM_EPOCH_LEN + 1);
+
+	randombytes_buf(raw, sizeof(raw));
+	for (size_t i = 0; i < sizeof(raw); i++) {
+		out[2 * i] = hex[raw[i] >> 4];
+		out[2 * i + 1] = hex[raw[i] & 15];
+	}
+	out[STREAM_EPOCH_LEN] = '\0';
+	return out;
+}
+
+/* EVAL script with KEYS stream, counter, epoch and ARGV a fresh epoch,
+ * then args. */
+#define EVAL_FIXED 7
 static redisReply *
 eval(kv *k, arena *a, const char *script, const char *tenant, int nargs,
     const char **args, const size_t *lens, rerr *e)
 {
-	const char **argv = arena_calloc(a, (size_t)nargs + 5, sizeof(*argv));
-	size_t *l = arena_calloc(a, (size_t)nargs + 5, sizeof(*l));
+	const char **argv =
+	    arena_calloc(a, (size_t)nargs + EVAL_FIXED, sizeof(*argv));
+	size_t *l = arena_calloc(a, (size_t)nargs + EVAL_FIXED, sizeof(*l));
 
 	argv[0] = "EVAL";
 	argv[1] = script;
-	argv[2] = "2";
+	argv[2] = "3";
 	argv[3] = kv_key(a, tenant, "events");
 	argv[4] = kv_key(a, tenant, "events:n");
-	for (int i = 0; i < 5; i++)
+	argv[5] = kv_key(a, tenant, "events:epoch");
+	argv[6] = fresh_epoch(a);
+	for (int i = 0; i < EVAL_FIXED; i++)
 		l[i] = strlen(argv[i]);
 	for (int i = 0; i < nargs; i++) {
-		argv[5 + i] = args[i];
-		l[5 + i] = lens ? lens[i] : strlen(args[i]);
+		argv[EVAL_FIXED + i] = args[i];
+		l[EVAL_FIXED + i] = lens ? lens[i] : strlen(args[i]);
 	}
-	return kv_cmdv(k, a, e, nargs + 5, argv, l);
+	return kv_cmdv(k, a, e, nargs + EVAL_FIXED, argv, l);
 }
 
 rerr
@@ -226,6 +305,7 @@ stream_read(kv *k, arena *a, const char *tenant, const stream_cursor *after,
     size_t max, stream_batch *out)
 {
 	char ord[24], cnt[24];
+	/* ARGV[2..5] of read_lua (eval puts a fresh epoch first). */
 	const char *args[4] = { after->epoch, ord, after->id, cnt };
 	const redisReply *list;
 	redisReply *r;
@@ -278,20 +358,38 @@ stream_read(kv *k, arena *a, const char *tenant, const stream_cursor *after,
 
 rerr
 stream_publish(kv *k, arena *a, const char *tenant, long maxlen,
-    size_t n_events, const char *const *fields)
+    const stream_cursor *expect, size_t n_events, const char *const *fields,
+    stream_cursor *appended, bool *rotated)
 {
-	int nargs = 2 + (int)(n_events * 6);
+	int nargs = 5 + (int)(n_events * 6);
 	const char **args = arena_calloc(a, (size_t)nargs, sizeof(*args));
+	stream_cursor got;
 	redisReply *r;
 	rerr e;
 
+	*rotated = false;
 	args[0] = arena_printf(a, "%ld", maxlen > 0 ? maxlen : 100000L);
 	args[1] = kv_key(a, tenant, "wake");
+	args[2] = expect ? expect->epoch : "";
+	args[3] =
+	    arena_printf(a, "%" PRId64, expect ? expect->ordinal : (int64_t)0);
+	args[4] = expect ? expect->id : "0-0";
 	for (size_t i = 0; i < n_events * 6; i++)
-		args[2 + i] = fields[i];
+		args[5 + i] = fields[i];
 	r = eval(k, a, publish_lua, tenant, nargs, args, NULL, &e);
-	if (r == NULL || e != R_SUCCESS || r->type != REDIS_REPLY_STRING)
+	if (r == NULL || e != R_SUCCESS || r->type != REDIS_REPLY_ARRAY ||
+	    r->elements != 4 || !set_epoch(&got, r->element[0]) ||
+	    r->element[1]->type != REDIS_REPLY_STRING ||
+	    r->element[2]->type != REDIS_REPLY_STRING ||
+	    r->element[2]->len >= sizeof(got.id) ||
+	    r->element[3]->type != REDIS_REPLY_INTEGER)
 		return R_UNAVAILABLE;
+	*rotated = r->element[3]->integer == 1;
+	if (appended != NULL && r->element[2]->len > 0) {
+		got.ordinal = strtoll(r->element[1]->str, NULL, 10);
+		memcpy(got.id, r->element[2]->str, r->element[2]->len + 1);
+		*appended = got;
+	}
 	return R_SUCCESS;
 }
 

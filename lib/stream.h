@@ -11,15 +11,28 @@
  *                         u (user id or ""), s (origin session or ""),
  *                         d (data, JSON text), o (outbox id), n (ordinal)
  *   roost:{t}:events:n    ordinal counter: entries ever appended
+ *   roost:{t}:events:epoch  the stream's epoch: 16 random hex digits,
+ *                         set once (by whichever script first finds it
+ *                         missing) and changed only when entries were lost
  *   roost:{t}:wake        channel: PUBLISHed after every append
  *   roost:{t}:eph         channel: ephemeral events (typing, presence)
  *
  * Cursor (SSE id, long-poll last_event_id): "<epoch>-<ordinal>-<ms>-<seq>".
- * The epoch is the first 16 hex digits of the Redis server's run_id, so any
- * Redis restart invalidates every cursor (RESYNC_REQUIRED) rather than risk
- * a gap when Redis comes back with older data. The ordinal makes trimming
- * exact: a cursor whose next entry was trimmed away is a resync, never a
- * silent skip.
+ * The epoch lives beside the stream, so it survives exactly when the
+ * stream does: a Redis restart that kept its data (append-only file) keeps
+ * every cursor good, one that lost it (no persistence, FLUSHALL) makes a
+ * new epoch and every old cursor a resync. Between those two, a crash may
+ * lose the last second of appends and keep the rest, the epoch included;
+ * two checks keep that from becoming a silent gap:
+ * - a cursor is good only while the entry it names (its stream id, with
+ *   its ordinal) is still there, or it is exactly the end of the stream,
+ *   or that entry was trimmed and its successor is the first entry;
+ *   otherwise it is a resync (a client that saw entries which were then
+ *   lost, and whose ordinals new entries would reuse);
+ * - every drain pass (lib/outbox.c) tells the publish script where the
+ *   last pass left the stream, recorded in PostgreSQL; a stream that has
+ *   gone back behind that gets a new epoch before anything is appended,
+ *   so clients that had not yet read the lost entries resync too.
  */
 #ifndef ROOST_STREAM_H
 #define ROOST_STREAM_H
@@ -81,8 +94,9 @@ void stream_cursor_format(const stream_cursor *c, char *out);
 rerr stream_head(kv *k, arena *a, const char *tenant, stream_cursor *out);
 
 /* Reads up to max entries after `after`. STREAM_RESYNC when the epoch
- * differs, the cursor points past the end, or an entry after it was
- * trimmed. Entries live in arena a. */
+ * differs, the cursor points past the end, the entry it names is gone
+ * (lost, or trimmed together with its successor), or it claims to be the
+ * end but is not. Entries live in arena a. */
 rerr stream_read(kv *k, arena *a, const char *tenant,
     const stream_cursor *after, size_t max, stream_batch *out);
 
@@ -96,9 +110,19 @@ size_t stream_parse_entries(
 /* Appends events to the stream and wakes the subscribers, in one atomic
  * script. fields: n_events groups of 6 strings (type, room or "", user or
  * "", origin session or "", data JSON, outbox id). maxlen bounds the
- * stream (approximately). */
+ * stream (approximately).
+ *
+ * expect (may be NULL): where the previous append left the stream (the
+ * cursor of its last entry, kept by the caller where a Redis crash cannot
+ * take it). If the stream has gone back behind it (fewer entries counted,
+ * or that entry gone without having been trimmed), the last appends were
+ * lost: the epoch is replaced before anything is appended, so every cursor
+ * out there resyncs, and *rotated is set. With n_events 0 only that check
+ * runs. *appended (may be NULL) gets the cursor of the last entry
+ * appended (unchanged when none was). */
 rerr stream_publish(kv *k, arena *a, const char *tenant, long maxlen,
-    size_t n_events, const char *const *fields);
+    const stream_cursor *expect, size_t n_events, const char *const *fields,
+    stream_cursor *appended, bool *rotated);
 
 /* Ephemeral events: PUBLISH only, never stored. audience_rooms are the
  * rooms whose members may see it (stripped before delivery); audience_user

@@ -765,34 +765,48 @@ deliver_entry(relay *r, const stream_entry *e)
 	}
 }
 
-/* The relay's own cursor is gone (Redis restarted or the relay fell
- * further behind than the stream keeps): every subscriber that may have
- * missed something resyncs; the relay starts again from the end. */
+/* The relay's own cursor is no good any more (a new epoch: Redis lost
+ * its data; the entry it names is gone: lost in a crash, or the relay fell
+ * further behind than the stream keeps). The relay starts again from the
+ * end, and each subscriber is judged by its own cursor: one whose entry is
+ * still there catches up from it, every other one resyncs. A Redis
+ * restart that kept the stream never comes here: the head stays good. */
 static void
 resync_all(relay *r)
 {
-	stream_cursor nh;
-	rerr e = stream_head(r->ap.kv, r->ap.arena, r->tenant, &nh);
+	rerr e;
 	int n = 0;
 
+	for (conn *c = r->conns; c != NULL; c = c->next)
+		c->synced = false;
+	e = stream_head(r->ap.kv, r->ap.arena, r->tenant, &r->head);
 	arena_reset(r->ap.arena);
+	r->head_ok = e == R_SUCCESS;
+	if (!r->head_ok)
+		return; /* ensure_head catches everyone up later */
 	for (conn *c = r->conns; c != NULL; c = c->next) {
 		if (!c->has_sub || c->sub_done || c->closing)
 			continue;
-		if (e == R_SUCCESS && same_epoch(&nh, &c->sub.cursor) &&
-		    c->sub.cursor.ordinal >= nh.ordinal) {
-			c->synced = true;
-			continue;
-		}
-		resync_conn(c);
-		n++;
+		/* The head was read just now: another epoch is gone for
+		 * good, no read needed to tell. */
+		if (!same_epoch(&c->sub.cursor, &r->head))
+			resync_conn(c);
+		else
+			catch_up(r, c);
+		if (c->sub_done)
+			n++;
+		else if (!c->synced)
+			r->head_ok = false; /* a read failed (Redis went) */
 	}
-	r->head_ok = e == R_SUCCESS;
-	if (r->head_ok)
-		r->head = nh;
+	if (!r->head_ok) {
+		/* ensure_head takes the end again and catches every
+		 * subscriber up from its own cursor. */
+		for (conn *c = r->conns; c != NULL; c = c->next)
+			c->synced = false;
+	}
 	answer_ready(r);
-	log_warn("the event stream was reset (restart or trim): %d "
-	         "subscriber(s) told to resync",
+	log_warn("the event stream's end moved back (a new epoch, entries "
+	         "lost or trimmed): %d subscriber(s) told to resync",
 	    n);
 }
 
@@ -869,8 +883,12 @@ catch_up(relay *r, conn *c)
 		stream_batch b;
 		rerr e;
 
+		/* Exactly at the relay's head: fan-out does the rest. Any
+		 * other cursor, even one past it (from another relay that
+		 * read further), is checked by a read of its own. */
 		if (same_epoch(&c->sub.cursor, &r->head) &&
-		    c->sub.cursor.ordinal >= r->head.ordinal) {
+		    c->sub.cursor.ordinal == r->head.ordinal &&
+		    strcmp(c->sub.cursor.id, r->head.id) == 0) {
 			c->synced = true;
 			return;
 		}

@@ -690,6 +690,20 @@ cmd_check(app *ap)
 	r = kv_cmd(ap->kv, ap->arena, &e, "PING", NULL);
 	if (r != NULL && e == R_SUCCESS) {
 		printf("ok   redis: PING answered\n");
+		/* Not a failure (Roost works), but every Redis restart would
+		 * then resync every client. A Redis that refuses CONFIG
+		 * (renamed, ACL) is not asked twice. */
+		r = kv_cmd(
+		    ap->kv, ap->arena, &e, "CONFIG", "GET", "appendonly", NULL);
+		if (r != NULL && e == R_SUCCESS &&
+		    r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+		    r->element[1]->type == REDIS_REPLY_STRING &&
+		    strcmp(r->element[1]->str, "no") == 0)
+			printf("     note: appendonly is off: a Redis restart "
+			       "loses the event stream and every client must "
+			       "reload\n"
+			       "     (set appendonly yes and appendfsync "
+			       "everysec in redis.conf; docs/deploy.md)\n");
 	} else {
 		printf("FAIL redis: unreachable\n");
 		failed++;

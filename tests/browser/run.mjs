@@ -294,14 +294,33 @@ const scenarios = [
     assert(await countText(A.page, during) === 1, 'the message from the outage is shown twice');
   }],
 
-  ['redis_restart_resyncs', async () => {
-    // A Redis restart loses the event stream's history: the client gets
-    // `event: resync`, reloads its state over REST and goes on from the
-    // new event_cursor.
+  ['redis_restart_goes_on', async () => {
+    // Redis keeps its data across a restart (append-only file), the
+    // stream's epoch with it: the client goes on from its cursor, with no
+    // resync, and messages flow both ways.
     const before = Number(await A.page.evaluate(() => document.body.dataset.resyncs || 0));
     await stackCmd('redis_restart');
-    await A.page.waitForFunction((n) => Number(document.body.dataset.resyncs || 0) > n, before, { timeout: 25000 });
     const t1 = `After Redis came back ${Date.now()}`;
+    await send(B.page, t1);
+    await waitText(A.page, t1, { timeout: 20000 });
+    const t2 = `Still talking ${Date.now()}`;
+    await send(A.page, t2);
+    await waitText(B.page, t2, { timeout: 20000 });
+    const after = Number(await A.page.evaluate(() => document.body.dataset.resyncs || 0));
+    assert(after === before, `a resync after a Redis restart that kept its data (${before} -> ${after})`);
+    assert(await countText(A.page, t1) === 1, 'a message is shown twice after the restart');
+  }],
+
+  ['redis_flush_resyncs', async () => {
+    // Redis emptied (FLUSHALL, or a Redis without persistence restarted):
+    // the client gets `event: resync`, reloads its state over REST and
+    // goes on from the new event_cursor.
+    const before = Number(await A.page.evaluate(() => document.body.dataset.resyncs || 0));
+    await stackCmd('redis_flush');
+    // the next event shows the new epoch to the relay
+    await send(B.page, `After the flush ${Date.now()}`);
+    await A.page.waitForFunction((n) => Number(document.body.dataset.resyncs || 0) > n, before, { timeout: 25000 });
+    const t1 = `After Redis was emptied ${Date.now()}`;
     await send(B.page, t1);
     await waitText(A.page, t1, { timeout: 20000 });
     const t2 = `Still talking ${Date.now()}`;

@@ -6,8 +6,8 @@ event stream), makes two users and their rooms through the API, then runs
 `node tests/browser/run.mjs <base-url> <config.json>`: Debian's chromium
 driven by playwright-core, two browser contexts signed in as Ana and Ben.
 Each scenario of run.mjs is one TAP test here. The runner asks this file to
-kill and restart the relay, and restart Redis, mid-session (@@cmd lines, answered on its
-stdin); the offline scenario is checked against the API afterwards
+kill and restart the relay, restart Redis (the client goes on, no resync)
+and empty it (a resync), mid-session (@@cmd lines, answered on its stdin); the offline scenario is checked against the API afterwards
 (exactly one stored message with its text).
 The admin (api.make_admin, its email and password passed to the runner)
 creates a user in the admin pages and DMs them (issue #7); checked in the API
@@ -46,7 +46,8 @@ SCENARIOS = [
     "failed_send_offers_retry",
     "offline_message_sent_once",
     "relay_restart_mid_session",
-    "redis_restart_resyncs",
+    "redis_restart_goes_on",
+    "redis_flush_resyncs",
     "xss_stays_text",
     "history_scrolls_back_keeping_position",
     "keyboard_only",
@@ -182,6 +183,8 @@ class Runner:
             elif doc["cmd"] == "redis_restart":
                 stack.redis_stop()
                 stack.redis_start()
+            elif doc["cmd"] == "redis_flush":
+                stack.redis_cli("FLUSHALL")
             else:
                 raise ValueError(f"unknown command {doc['cmd']!r}")
         except Exception as e:  # reported to the runner, which fails the scenario

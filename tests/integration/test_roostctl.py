@@ -100,6 +100,14 @@ def check_passes_then_names_what_fails():
     p = ctl("check")
     assert p.returncode == 0, p.stdout + p.stderr
     assert b"ok   database" in p.stdout and b"ok   redis" in p.stdout and b"ok   migrations" in p.stdout
+    assert b"appendonly" not in p.stdout, p.stdout
+    # A Redis without its append-only file works, with a note.
+    stack.redis_cli("CONFIG", "SET", "appendonly", "no")
+    try:
+        p = ctl("check")
+        assert p.returncode == 0 and b"note: appendonly is off" in p.stdout, p.stdout
+    finally:
+        stack.redis_cli("CONFIG", "SET", "appendonly", "yes")
     stack.redis_stop()
     try:
         p = ctl("check")

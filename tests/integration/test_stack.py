@@ -3,18 +3,23 @@
 
 PostgreSQL answers on its unix socket with the env's conninfo, Redis answers
 PING, lighttpd serves web/index.html and answers its own errors with JSON,
-single services stop and start, a second `start` reuses everything, and
-`stop` leaves nothing running. Needs no Roost binary, except the last check
+single services stop and start, Redis keeps its data across a restart
+(append-only file), pg-start brings PostgreSQL back at once
+after kill -9 of the postmaster (whose zombie pg_ctl takes for a running
+server), a second `start` reuses everything, and `stop` leaves nothing
+running. Needs no Roost binary, except the last check
 that lighttpd runs the configured number of workers."""
 import json
 import os
 import re
+import signal
 import socket
 import subprocess
+import time
 import urllib.error
 import urllib.request
 
-from harness import BUILD_DIR, REPO, Skip, Stack, raw_request, run_tests, test
+from harness import BUILD_DIR, REPO, Skip, Stack, raw_request, run_tests, test, wait_until
 
 STACK_SCRIPT = os.path.join(REPO, "scripts", "stack")
 
@@ -148,6 +153,69 @@ def postgres_stop_and_start():
     assert p.returncode == 0 and p.stdout.decode().strip() == "1", p.stderr
 
 
+def postmaster_pid():
+    with open(os.path.join(stack.dir, "pg", "data", "postmaster.pid")) as f:
+        return int(f.readline())
+
+
+def proc_state(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return None
+
+
+@test
+def postgres_start_right_after_kill_9():
+    """After kill -9 the postmaster is a zombie until it is reaped (about
+    2 s here), and `pg_ctl status` counts a zombie as a running server:
+    pg-start must see through it and start a new server at once."""
+    old = postmaster_pid()
+    os.kill(old, signal.SIGKILL)
+    t0 = time.monotonic()
+    stack.pg_start()
+    took = time.monotonic() - t0
+    assert took < 15, f"pg-start took {took:.1f} s after kill -9"
+    p = psql("SELECT 1")
+    assert p.returncode == 0 and p.stdout.decode().strip() == "1", p.stderr
+    assert postmaster_pid() != old
+    assert stack.status()["postgres"] is True
+
+
+@test
+def postgres_lock_file_naming_a_zombie():
+    """Where PID 1 reaps nothing, a killed postmaster stays a zombie for
+    good, and PostgreSQL refuses a lock file whose pid kill(pid, 0)
+    finds. status says stopped, and pg-start moves the stale lock file
+    aside and starts (a zombie child of this test stands in for it)."""
+    stack.pg_stop()
+    data = os.path.join(stack.dir, "pg", "data")
+    owner = os.stat(data).st_uid  # the postgres user when we are root
+    zombie = os.fork()
+    if zombie == 0:
+        # A zombie keeps its owner: PostgreSQL, running as that owner,
+        # must be allowed to signal it, as it would be its own postmaster.
+        os.setuid(owner)
+        os._exit(0)
+    try:
+        wait_until(lambda: proc_state(zombie) == "Z", timeout=5, what="a zombie")
+        with open(os.path.join(data, "postmaster.pid"), "w") as f:
+            f.write(f"{zombie}\n{data}\n")
+        assert stack.status()["postgres"] is False, "a zombie postmaster counted as running"
+        t0 = time.monotonic()
+        stack.pg_start()
+        took = time.monotonic() - t0
+        assert took < 15, f"pg-start took {took:.1f} s"
+        assert proc_state(zombie) == "Z", "precondition: still a zombie"
+        p = psql("SELECT 1")
+        assert p.returncode == 0 and p.stdout.decode().strip() == "1", p.stderr
+        assert postmaster_pid() != zombie
+        assert os.path.exists(os.path.join(data, "postmaster.pid.stale"))
+    finally:
+        os.waitpid(zombie, 0)
+
+
 @test
 def redis_stop_and_start():
     stack.redis_stop()
@@ -157,6 +225,32 @@ def redis_stop_and_start():
     finally:
         stack.redis_start()
     assert redis_ping() == "PONG"
+
+
+def redis_cli(*args):
+    p = subprocess.run(["redis-cli", "-s", stack.redis_socket, *args],
+                       capture_output=True, timeout=10)
+    return p.stdout.decode().strip()
+
+
+@test
+def redis_keeps_its_data_across_a_restart():
+    """Redis runs with an append-only file synced every second, and
+    redis-stop shuts it down (SIGTERM: SHUTDOWN, which syncs the file):
+    what was written before is there after redis-start (the event stream
+    and its epoch, so clients go on without a resync)."""
+    assert redis_cli("CONFIG", "GET", "appendonly").split() == ["appendonly", "yes"]
+    assert redis_cli("CONFIG", "GET", "appendfsync").split() == ["appendfsync", "everysec"]
+    redis_cli("SET", "roost-test:kept", "before the restart")
+    redis_cli("XADD", "roost-test:stream", "*", "n", "1")
+    stack.redis_stop()
+    with open(stack.log_path("redis"), errors="replace") as f:
+        log = f.read()
+    assert "ready to exit" in log, "Redis did not shut down cleanly"
+    stack.redis_start()
+    assert redis_cli("GET", "roost-test:kept") == "before the restart", "the data is gone"
+    assert redis_cli("XLEN", "roost-test:stream") == "1"
+    redis_cli("DEL", "roost-test:kept", "roost-test:stream")
 
 
 @test
