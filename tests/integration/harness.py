@@ -605,6 +605,22 @@ def test(fn):
     return fn
 
 
+def closing_test(opened):
+    """A @test that closes, whatever happens, every client (SSEClient...)
+    the test appended to the list opened."""
+    def register(fn):
+        def run():
+            try:
+                fn()
+            finally:
+                while opened:
+                    opened.pop().close()
+        run.__name__ = fn.__name__
+        run.__doc__ = fn.__doc__
+        return test(run)
+    return register
+
+
 SANITIZER_RE = re.compile(rb"ERROR: (AddressSanitizer|LeakSanitizer)|runtime error: |"
                           rb"WARNING: (AddressSanitizer|ThreadSanitizer)|SUMMARY: UndefinedBehaviorSanitizer")
 

@@ -55,7 +55,7 @@ import threading
 import time
 
 import api
-from harness import SSEClient, Skip, Stack, longpoll, run_tests, test, wait_until
+from harness import SSEClient, Skip, Stack, closing_test, longpoll, run_tests, wait_until
 
 RELAY = False
 stack = None
@@ -135,17 +135,8 @@ def lp(token=None, last_event_id=None, timeout=None, **kw):
     return longpoll(stack.port, token=token, last_event_id=last_event_id, timeout=timeout, **kw)
 
 
-def rt_test(fn):
-    """@test, closing the SSE clients the test opened, whatever happens."""
-    def run():
-        try:
-            fn()
-        finally:
-            while _open:
-                _open.pop().close()
-    run.__name__ = fn.__name__
-    run.__doc__ = fn.__doc__
-    return test(run)
+# @test, closing the SSE clients the test opened, whatever happens.
+rt_test = closing_test(_open)
 
 
 def ev_type(e):

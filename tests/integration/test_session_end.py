@@ -26,7 +26,7 @@ import concurrent.futures
 import time
 
 import api
-from harness import SSEClient, Stack, longpoll, run_tests, test, wait_until
+from harness import SSEClient, Stack, closing_test, longpoll, run_tests, wait_until
 
 RELAY = False
 stack = None
@@ -108,17 +108,8 @@ def sse(st, token):
     return c
 
 
-def rt_test(fn):
-    """@test, closing the SSE clients the test opened, whatever happens."""
-    def run():
-        try:
-            fn()
-        finally:
-            while _open:
-                _open.pop().close()
-    run.__name__ = fn.__name__
-    run.__doc__ = fn.__doc__
-    return test(run)
+# @test, closing the SSE clients the test opened, whatever happens.
+rt_test = closing_test(_open)
 
 
 _pool = concurrent.futures.ThreadPoolExecutor(max_workers=8)
