@@ -4,12 +4,14 @@ plain HTTP to 127.0.0.1:PORT (stdlib only; see test_matrix.py's docstring
 for the steps).
 
     findings = scenario(Target(port, admin_email, admin_password,
-                               relay_connections, prefix=""), "relay")
+                               served_by_relay, prefix=""), "relay")
 
-relay_connections() -> the relay's open connection count (GET
-/relay/health straight to the relay): the scenario checks with it that
-the events went where the shape says ("relay" or "worker"); None when no
-relay runs (the workers then also drain the outbox themselves)."""
+served_by_relay(request_id) -> whether the relay served the request with
+that X-Request-Id (its log names every request it serves): the scenario
+checks with it that the events went where the shape says ("relay" or
+"worker"); None when no relay runs (the workers then also drain the
+outbox themselves). (A count of the relay's connections could not tell:
+a proxy may reuse a kept-alive connection to the relay.)"""
 import http.client
 import json
 import threading
@@ -22,13 +24,13 @@ DELIVERY_S = 1.0          # an event must reach both clients this fast
 
 
 class Target:
-    def __init__(self, port, admin_email, admin_password, relay_connections, prefix="",
+    def __init__(self, port, admin_email, admin_password, served_by_relay, prefix="",
                  body_limit=1048576, column=None):
         self.port, self.prefix = port, prefix
         # The shape's column of docs/api.md's path table (api.PATH_COLUMNS).
         self.column = column
         self.admin_email, self.admin_password = admin_email, admin_password
-        self.relay_connections = relay_connections
+        self.served_by_relay = served_by_relay
         self.body_limit = body_limit
 
 
@@ -146,7 +148,7 @@ def scenario(t, events):
     """The shared scenario against one shape; returns its findings."""
     port = t.port
     h = Http(port, t.prefix)
-    relay_connections = t.relay_connections
+    served_by_relay = t.served_by_relay
     BODY_LIMIT = t.body_limit
     f = {}
 
@@ -218,17 +220,17 @@ def scenario(t, events):
 
     # Realtime: an SSE stream (the session cookie, as EventSource sends
     # it) and a waiting long-poll (Bearer), then one post.
-    relay_before = relay_connections() if relay_connections else None
     sse = SSEClient(port, path=h.url("/api/v1/events"), cookies=cookies, last_event_id=cursor,
                     timeout=15)
     try:
         assert sse.status == 200 and sse.is_stream, \
             f"SSE: {sse.status} {sse.headers} {sse.body[:300]!r}"
-        if relay_connections:
-            relay_during = relay_connections()
-            assert (relay_during > relay_before) == (events == "relay"), \
-                f"events should be served by the {events}, but the relay's connections went " \
-                f"{relay_before} -> {relay_during} when the SSE stream opened"
+        if served_by_relay:
+            req_id = sse.headers.get("x-request-id", "")
+            by_relay = bool(req_id) and served_by_relay(req_id)
+            assert by_relay == (events == "relay"), \
+                f"events should be served by the {events}, but the relay's log " \
+                f"{'names' if by_relay else 'does not name'} the stream's request {req_id!r}"
         f["events served by"] = events
         lp = LongPoller(h, token, cursor)
         lp.start()
