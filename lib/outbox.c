@@ -209,6 +209,26 @@ outbox_timer_drain(app *ap, int *published)
 	return drain(ap, false, false, published);
 }
 
+rerr
+outbox_ready(app *ap, bool *ready)
+{
+	arena *a = arena_new();
+	PGresult *res;
+	rerr e;
+
+	*ready = false;
+	if ((e = db_ensure(ap->db)) == R_SUCCESS &&
+	    (e = db_begin_fetch(ap->db, a, ap->cfg.schema,
+	         "SELECT to_regclass('events') IS NOT NULL AND "
+	         "to_regclass('stream_state') IS NOT NULL",
+	         &res)) == R_SUCCESS)
+		*ready = res != NULL && PQntuples(res) == 1 &&
+		    PQgetvalue(res, 0, 0)[0] == 't';
+	db_rollback(ap->db);
+	arena_free(a);
+	return e;
+}
+
 static const char kick_lua[] = "if redis.call('EXISTS', KEYS[1]) == 1 then "
                                "  redis.call('PUBLISH', ARGV[1], '1') "
                                "  return 1 "

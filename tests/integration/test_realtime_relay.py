@@ -26,9 +26,14 @@ relay-only ones:
   ROOST_RELAY_MAX_OUTPUT=65536 is disconnected once large messages pile
   up (~8.8 MB of them: the kernel's send buffer takes the first ~4 MiB),
   while a normal client on the same relay receives each one promptly.
+- Start order: on a fresh database the relay, started before roostctl
+  migrate, waits for the schema without logging a failed query, then
+  drains; with ROOST_STACK_MIGRATE=1 (./roost up) scripts/stack migrates
+  before starting the relay.
 (The Redis restart, the relay's own drain timer and heartbeats are in
 test_realtime.py and run here in relay mode.)
 """
+import os
 import re
 import signal
 import socket
@@ -37,7 +42,7 @@ import time
 
 import api
 import test_realtime as rt
-from harness import SSEClient, longpoll, raw_request, run_tests, wait_until
+from harness import SSEClient, Stack, longpoll, raw_request, run_tests, wait_until
 from test_realtime import ev_data, ev_room, ev_type, is_msg, rt_test, send, sse, sse_ok, user
 
 
@@ -318,6 +323,55 @@ def slow_consumer_is_dropped_others_keep_up():
     finally:
         api.set_settings(s, rt.admin(), message_max_chars=4000)
         relay_c.stop()
+
+
+# ------------------------------------------------------------------ start order
+
+def relay_log(st):
+    with open(os.path.join(st.dir, "log", "relay.log"), errors="replace") as f:
+        return f.read()
+
+
+def log_failures(log):
+    return [ln for ln in log.splitlines()
+            if " error " in ln or "does not exist" in ln or "drain failed" in ln]
+
+
+@rt_test
+def relay_on_a_fresh_database_logs_no_failed_query():
+    """A fresh stack: scripts/stack start (the relay with it), then roostctl
+    migrate, the order of this harness and of a deployment that migrates
+    after starting its services. The relay says once that it waits for the
+    migration and logs no failed query (it logged `relation "events" does
+    not exist` at every drain tick); once migrated it drains: a message
+    reaches the stream. With ROOST_STACK_MIGRATE=1, as ./roost up starts
+    the stack, the schema is migrated before the relay starts: it never
+    waits, and logs no failure either."""
+    fresh = Stack(workers=1, relay=True)
+    try:
+        time.sleep(1.5)  # drain ticks on a database without the schema
+        email, password = api.make_admin(fresh)  # roostctl migrate, then the admin
+        tok = api.login(fresh, email, password)["token"]
+        room = api.create_room(fresh, tok)
+        m = api.send(fresh, tok, room["id"], "after the migration")
+        wait_until(lambda: api.sql(fresh, "SELECT count(*) FROM events WHERE published_at IS NULL") == "0",
+                   timeout=5, what="the relay to drain once the schema is there")
+        raw = fresh.redis_cli("XRANGE", "roost:{roost}:events", "-", "+")
+        assert "after the migration" in raw, f"message {m['id']} is not in the stream"
+        log = relay_log(fresh)
+        assert not log_failures(log), "relay started before migrate:\n" + "\n".join(log_failures(log))
+        assert log.count("waiting for roostctl migrate") == 1, log
+    finally:
+        fresh.stop()
+    first = Stack(workers=1, relay=True, env={"ROOST_STACK_MIGRATE": "1"})
+    try:
+        assert int(api.sql(first, "SELECT count(*) FROM schema_migrations")) > 0, "not migrated by the start"
+        time.sleep(1)
+        log = relay_log(first)
+        assert not log_failures(log), "ROOST_STACK_MIGRATE=1:\n" + "\n".join(log_failures(log))
+        assert "waiting for roostctl migrate" not in log, "the relay started before the migration:\n" + log
+    finally:
+        first.stop()
 
 
 if __name__ == "__main__":
