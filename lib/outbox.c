@@ -44,8 +44,9 @@ pass(app *ap, arena *a, bool wait, bool *held, int *n)
 	 * its own, before the SELECT below, so that SELECT's snapshot
 	 * already sees every row the previous holder published.
 	 * synchronous_commit off: a pass's COMMIT only stamps published_at;
-	 * if a crash loses the stamp, the rows are published again (a
-	 * duplicate, never a gap), so it need not wait for the disk while
+	 * if a crash loses the stamp, the rows are offered again and the
+	 * publish script skips those it already appended (its window of
+	 * outbox ids, lib/stream.h), so it need not wait for the disk while
 	 * every other drainer waits for the lock. Its statements get
 	 * DRAIN_STATEMENT_MS. */
 	e = db_begin_fetch(ap->db, a, ap->cfg.schema,
@@ -106,10 +107,10 @@ pass(app *ap, arena *a, bool wait, bool *held, int *n)
 		         "crash): new epoch; every client resyncs");
 	if (rows == 0)
 		goto out;
-	/* Published. If this COMMIT is lost, the next pass publishes the
-	 * rows again: a duplicate, which clients absorb (events carry entity
-	 * ids), never a gap; and it checks the stream against an older end,
-	 * which is still there. */
+	/* Published. If this COMMIT is lost, the next pass offers the rows
+	 * again: the script finds their outbox ids in its window and appends
+	 * none of them twice (appended is then the stream's end), and it
+	 * checks the stream against an older end, which is still there. */
 	stream_cursor_format(&appended, cur);
 	upd[0] = arena_strdup(a, idlist.data);
 	upd[1] = cur;
@@ -206,6 +207,26 @@ rerr
 outbox_timer_drain(app *ap, int *published)
 {
 	return drain(ap, false, false, published);
+}
+
+rerr
+outbox_ready(app *ap, bool *ready)
+{
+	arena *a = arena_new();
+	PGresult *res;
+	rerr e;
+
+	*ready = false;
+	if ((e = db_ensure(ap->db)) == R_SUCCESS &&
+	    (e = db_begin_fetch(ap->db, a, ap->cfg.schema,
+	         "SELECT to_regclass('events') IS NOT NULL AND "
+	         "to_regclass('stream_state') IS NOT NULL",
+	         &res)) == R_SUCCESS)
+		*ready = res != NULL && PQntuples(res) == 1 &&
+		    PQgetvalue(res, 0, 0)[0] == 't';
+	db_rollback(ap->db);
+	arena_free(a);
+	return e;
 }
 
 static const char kick_lua[] = "if redis.call('EXISTS', KEYS[1]) == 1 then "

@@ -55,6 +55,14 @@ rerr outbox_timer_drain(struct app *ap, int *published);
  * rows anyway. */
 bool outbox_kick(struct app *ap);
 
+/* Whether the tenant's schema has the outbox yet (roostctl migrate has
+ * run): *ready. Asks PostgreSQL without touching the tables, so a daemon
+ * started before the migrations (./roost up's first run, a deployment
+ * that migrates after starting its services) waits quietly instead of
+ * logging a failed query on every drain. R_UNAVAILABLE when PostgreSQL
+ * cannot be asked. */
+rerr outbox_ready(struct app *ap, bool *ready);
+
 /* For roost-relay: marks a relay alive for ttl_s seconds (refresh it
  * well within that). */
 rerr outbox_relay_alive(struct app *ap, int ttl_s);

@@ -74,10 +74,20 @@ static const char read_lua[] = LUA_EPOCH LUA_HELPERS
     "return {'ok', ep, out}";
 
 /* ARGV: fresh epoch, maxlen, wake channel, the expected end (epoch,
- * ordinal, id; epoch "" for none), then 6 per event. First the check
- * (stream.h): an end that went back behind the expected one gets a new
- * epoch. Then the appends, and one PUBLISH when anything changed.
- * Returns {epoch, ordinal, last id appended or '', rotated 0/1}. */
+ * ordinal, id; epoch "" for none), the window, then 6 per event. First
+ * the check (stream.h): an end that went back behind the expected one
+ * gets a new epoch. Then the appends, and one PUBLISH when anything
+ * changed.
+ *
+ * KEYS[4] is the window of outbox ids already appended (stream.h): a
+ * sorted set, score the counter when the id was last offered. An id in
+ * it is not appended again and takes no ordinal. Scores above the
+ * counter belong to appends a crash took back with the counter (they
+ * go together, in one script): those ids are forgotten first, so they
+ * are appended again. Scores older than the window's last ARGV[7]
+ * ordinals are trimmed after the appends.
+ * Returns {epoch, ordinal, last id appended or '', rotated 0/1}; when
+ * events were offered and all were already there, the stream's end. */
 static const char publish_lua[] = LUA_EPOCH LUA_HELPERS
     "local rotated = 0 "
     "if ARGV[4] == ep then "
@@ -98,17 +108,32 @@ static const char publish_lua[] = LUA_EPOCH LUA_HELPERS
     "    rotated = 1 "
     "  end "
     "end "
-    "local id, n = '', 0 "
-    "for i = 7, #ARGV, 6 do "
-    "  n = redis.call('INCR', KEYS[2]) "
-    "  id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '*', "
-    "    't', ARGV[i], 'r', ARGV[i + 1], 'u', ARGV[i + 2], "
-    "    's', ARGV[i + 3], 'd', ARGV[i + 4], 'o', ARGV[i + 5], "
-    "    'n', tostring(n)) "
+    "local id, n = '', tonumber(redis.call('GET', KEYS[2]) or '0') "
+    "local offered = #ARGV >= 8 "
+    "if offered then "
+    "  redis.call('ZREMRANGEBYSCORE', KEYS[4], '(' .. n, '+inf') "
+    "end "
+    "for i = 8, #ARGV, 6 do "
+    "  local o = ARGV[i + 5] "
+    "  if o ~= '' and redis.call('ZSCORE', KEYS[4], o) then "
+    "    redis.call('ZADD', KEYS[4], n, o) "
+    "  else "
+    "    n = redis.call('INCR', KEYS[2]) "
+    "    id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '*', "
+    "      't', ARGV[i], 'r', ARGV[i + 1], 'u', ARGV[i + 2], "
+    "      's', ARGV[i + 3], 'd', ARGV[i + 4], 'o', o, "
+    "      'n', tostring(n)) "
+    "    if o ~= '' then redis.call('ZADD', KEYS[4], n, o) end "
+    "  end "
+    "end "
+    "if offered then "
+    "  redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', "
+    "    n - tonumber(ARGV[7])) "
     "end "
     "if id ~= '' or rotated == 1 then "
     "  redis.call('PUBLISH', ARGV[3], id ~= '' and id or 'epoch') "
     "end "
+    "if offered and id == '' then id = last() end "
     "return {ep, tostring(n), id, rotated}";
 
 static bool
@@ -193,9 +218,10 @@ fresh_epoch(arena *a)
 	return out;
 }
 
-/* EVAL script with KEYS stream, counter, epoch and ARGV a fresh epoch,
- * then args. */
-#define EVAL_FIXED 7
+/* EVAL script with KEYS stream, counter, epoch, window (only the
+ * publish script uses it; every key of a tenant shares its hash slot) and
+ * ARGV a fresh epoch, then args. */
+#define EVAL_FIXED 8
 static redisReply *
 eval(kv *k, arena *a, const char *script, const char *tenant, int nargs,
     const char **args, const size_t *lens, rerr *e)
@@ -206,11 +232,12 @@ eval(kv *k, arena *a, const char *script, const char *tenant, int nargs,
 
 	argv[0] = "EVAL";
 	argv[1] = script;
-	argv[2] = "3";
+	argv[2] = "4";
 	argv[3] = kv_key(a, tenant, "events");
 	argv[4] = kv_key(a, tenant, "events:n");
 	argv[5] = kv_key(a, tenant, "events:epoch");
-	argv[6] = fresh_epoch(a);
+	argv[6] = kv_key(a, tenant, "events:seen");
+	argv[7] = fresh_epoch(a);
 	for (int i = 0; i < EVAL_FIXED; i++)
 		l[i] = strlen(argv[i]);
 	for (int i = 0; i < nargs; i++) {
@@ -361,7 +388,7 @@ stream_publish(kv *k, arena *a, const char *tenant, long maxlen,
     const stream_cursor *expect, size_t n_events, const char *const *fields,
     stream_cursor *appended, bool *rotated)
 {
-	int nargs = 5 + (int)(n_events * 6);
+	int nargs = 6 + (int)(n_events * 6);
 	const char **args = arena_calloc(a, (size_t)nargs, sizeof(*args));
 	stream_cursor got;
 	redisReply *r;
@@ -374,15 +401,17 @@ stream_publish(kv *k, arena *a, const char *tenant, long maxlen,
 	args[3] =
 	    arena_printf(a, "%" PRId64, expect ? expect->ordinal : (int64_t)0);
 	args[4] = expect ? expect->id : "0-0";
+	args[5] = arena_printf(a, "%d", STREAM_SEEN_WINDOW);
 	for (size_t i = 0; i < n_events * 6; i++)
-		args[5 + i] = fields[i];
+		args[6 + i] = fields[i];
 	r = eval(k, a, publish_lua, tenant, nargs, args, NULL, &e);
 	if (r == NULL || e != R_SUCCESS || r->type != REDIS_REPLY_ARRAY ||
 	    r->elements != 4 || !set_epoch(&got, r->element[0]) ||
 	    r->element[1]->type != REDIS_REPLY_STRING ||
 	    r->element[2]->type != REDIS_REPLY_STRING ||
 	    r->element[2]->len >= sizeof(got.id) ||
-	    r->element[3]->type != REDIS_REPLY_INTEGER)
+	    r->element[3]->type != REDIS_REPLY_INTEGER ||
+	    (n_events > 0 && r->element[2]->len == 0))
 		return R_UNAVAILABLE;
 	*rotated = r->element[3]->integer == 1;
 	if (appended != NULL && r->element[2]->len > 0) {

@@ -14,6 +14,13 @@
  *   roost:{t}:events:epoch  the stream's epoch: 16 random hex digits,
  *                         set once (by whichever script first finds it
  *                         missing) and changed only when entries were lost
+ *   roost:{t}:events:seen sorted set: the outbox ids appended within the
+ *                         last STREAM_SEEN_WINDOW ordinals (score: the
+ *                         counter when the id was last offered). The
+ *                         publish script does not append an id it holds,
+ *                         so a drain pass whose stamp was lost (lib/outbox.c)
+ *                         appends nothing twice: the stream holds each
+ *                         event once, and every reader delivers it once.
  *   roost:{t}:wake        channel: PUBLISHed after every append
  *   roost:{t}:eph         channel: ephemeral events (typing, presence)
  *
@@ -50,6 +57,12 @@
 
 #define STREAM_EPOCH_LEN 16
 #define STREAM_CURSOR_MAX 80
+/* How many of the last ordinals the window of appended outbox ids
+ * covers (docs/realtime.md, "Exactly once"): a lost stamp's rows are
+ * offered again by the very next pass, at most a pass (500 rows) plus
+ * the rows committed out of id order later; 20 passes of margin, and
+ * 1.1 MB of Redis per tenant when full (MEMORY USAGE, Redis 7.0). */
+#define STREAM_SEEN_WINDOW 10000
 /* Entries read per round trip. */
 #define STREAM_READ_BATCH 256
 
@@ -110,7 +123,9 @@ size_t stream_parse_entries(
 /* Appends events to the stream and wakes the subscribers, in one atomic
  * script. fields: n_events groups of 6 strings (type, room or "", user or
  * "", origin session or "", data JSON, outbox id). maxlen bounds the
- * stream (approximately).
+ * stream (approximately). An event whose outbox id is in the window
+ * (roost:{t}:events:seen) was appended already: it is skipped, takes no
+ * ordinal and wakes nobody.
  *
  * expect (may be NULL): where the previous append left the stream (the
  * cursor of its last entry, kept by the caller where a Redis crash cannot
@@ -119,7 +134,8 @@ size_t stream_parse_entries(
  * lost: the epoch is replaced before anything is appended, so every cursor
  * out there resyncs, and *rotated is set. With n_events 0 only that check
  * runs. *appended (may be NULL) gets the cursor of the last entry
- * appended (unchanged when none was). */
+ * appended; when events were given and every one was skipped, the
+ * stream's end; unchanged with n_events 0. */
 rerr stream_publish(kv *k, arena *a, const char *tenant, long maxlen,
     const stream_cursor *expect, size_t n_events, const char *const *fields,
     stream_cursor *appended, bool *rotated);

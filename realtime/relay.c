@@ -44,6 +44,7 @@
  * long, and a database that stays down is not hammered. */
 #define DRAIN_BACKOFF_MIN_MS 100
 #define DRAIN_BACKOFF_MAX_MS 5000
+#define UNMIGRATED_MS 500   /* looks for the migrated schema this often */
 #define SAFETY_WAKE_MS 1000 /* read the stream even without a wake-up */
 #define SWEEP_MS 5000
 #define ALIVE_MS 1000 /* refresh of roost:{t}:relay:alive (outbox_kick) */
@@ -181,6 +182,11 @@ struct relay {
 	uint64_t recheck_gen;  /* the round; a stream checked in it has it */
 	bool rechecking;       /* a round is going on, a batch per tick */
 	int64_t drain_backoff; /* ms; 0 after a drain that worked */
+	/* The tenant's schema has the outbox (outbox_ready): until then
+	 * (a relay started before roostctl migrate) nothing is drained,
+	 * and that is said once, not logged as a failure every tick. */
+	bool schema_ready;
+	bool told_unmigrated;
 	int64_t next_alive;
 	int64_t warned_stream, warned_sub, warned_accept, warned_recheck;
 
@@ -1732,6 +1738,31 @@ on_accept(ae_loop *l, int fd, void *data, int mask)
 
 /* --------------------------------------------------------------- timer */
 
+/* Whether the drain may run: the schema is migrated, or PostgreSQL could
+ * not be asked (the drain then fails and reports why). */
+static bool
+schema_ready(relay *r)
+{
+	bool ready;
+
+	if (r->schema_ready)
+		return true;
+	if (outbox_ready(&r->ap, &ready) != R_SUCCESS)
+		return true;
+	if (!ready) {
+		if (!r->told_unmigrated)
+			log_info("the schema %s has no outbox yet: waiting for "
+			         "roostctl migrate",
+			    r->tenant);
+		r->told_unmigrated = true;
+		return false;
+	}
+	if (r->told_unmigrated)
+		log_info("the schema %s is migrated: draining", r->tenant);
+	r->schema_ready = true;
+	return true;
+}
+
 /* Publishes what workers committed: asked for by a worker (outbox_kick),
  * or on the timer for what a worker died before publishing. Kicks that
  * come in together are served by one drain. */
@@ -1739,8 +1770,14 @@ static void
 run_drain(relay *r)
 {
 	int published = 0;
-	rerr e = outbox_timer_drain(&r->ap, &published);
+	rerr e;
 
+	if (!schema_ready(r)) {
+		r->drain = false;
+		r->next_drain = ae_now_ms() + UNMIGRATED_MS;
+		return;
+	}
+	e = outbox_timer_drain(&r->ap, &published);
 	r->drain = false;
 	if (e == R_SUCCESS) {
 		r->drain_backoff = 0;
@@ -2247,7 +2284,8 @@ relay_run(const relay_opts *o)
 	ae_set_before_sleep(r->loop, before_sleep, r);
 
 	/* Whatever workers left unpublished, then the end of the stream. */
-	(void)outbox_timer_drain(&r->ap, NULL);
+	if (schema_ready(r))
+		(void)outbox_timer_drain(&r->ap, NULL);
 	(void)ensure_head(r);
 	r->sub_backoff_ms = SUB_BACKOFF_MIN_MS;
 	sub_connect(r);

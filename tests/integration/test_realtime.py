@@ -33,8 +33,10 @@ What is checked (DESIGN.md, Realtime):
    drain once a second).
    The drain's own promises: concurrent writers leave nothing unpublished;
    a holder drains what writers it turned away committed (made
-   deterministic with a row lock); a stamp lost after the append gives
-   duplicates, never a gap.
+   deterministic with a row lock); a stamp lost after the append (a pass
+   cut between its append and its COMMIT) still delivers each message
+   exactly once, over SSE and long-poll, and the counter does not move
+   for a row offered again.
 Plus: SSE headers, format and heartbeats (ROOST_SSE_HEARTBEAT_S=1), the
 fallback closing SSE after ROOST_SSE_MAX_S, long-poll semantics and
 validation, auth (401s, cookie, single-use tickets only on this route),
@@ -1098,9 +1100,13 @@ class StuckDrainer:
     taken (m1's writer leaves m1 unpublished), m1's outbox row is locked,
     the drain lock let go; then m2's writer takes it, appends m1 and m2 to
     the stream and waits in its UPDATE on our row lock, holding the drain
-    lock. .release() lets it go on; .pid is its backend."""
+    lock. .release() lets it go on; .pid is its backend.
 
-    def __init__(self, token, room, label):
+    relay=True: the relay drains, on its timer (250 ms), so m2 is sent
+    while the drain lock is still ours and the relay's next pass appends
+    both and waits in its UPDATE."""
+
+    def __init__(self, token, room, label, relay=False):
         schema = stack.env_vars.get("ROOST_SCHEMA", "roost")
         self.drain_lock, self.row_lock = api.SqlSession(stack), api.SqlSession(stack)
         try:
@@ -1116,8 +1122,12 @@ class StuckDrainer:
             self.row_lock.query("BEGIN")
             self.row_lock.query("SELECT id FROM events WHERE type = 'message.created' "
                                 f"AND (data->>'id')::bigint = {self.m1['id']} FOR UPDATE")
+            if relay:
+                self.m2 = send(token, room["id"], f"{label} two")
+                assert unpublished(self.m2["id"]) == "t", "precondition: the relay found the lock taken"
             self.drain_lock.query("COMMIT")
-            self.m2 = send(token, room["id"], f"{label} two")
+            if not relay:
+                self.m2 = send(token, room["id"], f"{label} two")
             self.pid = wait_until(
                 lambda: api.sql(stack, "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
                                        "AND query LIKE '%UPDATE events SET published_at%'"),
@@ -1173,26 +1183,39 @@ def holder_drains_what_writers_it_turned_away_committed():
         stuck.close()
 
 
+def ordinal(cursor):
+    return int(cursor.split("-")[1])
+
+
+def outbox_ids_in_stream(msg_ids):
+    """{message id: how many stream entries carry its event}."""
+    raw = stack.redis_cli("XRANGE", stream_key(), "-", "+").replace(" ", "")
+    return {m: raw.count(f'"id":{m},') for m in msg_ids}
+
+
 @rt_test
-def lost_stamp_after_publish_gives_duplicates_never_a_gap():
+def lost_stamp_after_publish_is_delivered_exactly_once():
     """A drain pass appends to the stream, then its stamping transaction is
     lost (its UPDATE waits on a row lock we hold until the drain's statement
-    timeout cancels it). The rows stay unpublished, the next pass appends
-    them again: a reader resuming from before them gets each message, some
-    twice, none missing (docs/realtime.md)."""
-    if RELAY:
-        raise Skip("relay mode: the relay drains; the workers' pass is the one provoked here")
+    timeout cancels it). The rows stay unpublished and a later pass offers
+    them again; the publish script finds their outbox ids in its window
+    (roost:{t}:events:seen) and appends neither again (docs/realtime.md,
+    "Exactly once"). So the stream holds each message once, the ordinals
+    run on without a hole, and readers resuming from before them get each
+    message exactly once, in order: an SSE stream open while they are
+    offered again, and a long-poll afterwards. In relay mode the relay's
+    pass is the one cut (and its own retry offers them again)."""
     a, at = user()
     room = api.create_room(stack, at)
     time.sleep(2.5)  # no stream of an earlier test is still held by a worker
     cur = event_cursor(at)
-    schema = stack.env_vars.get("ROOST_SCHEMA", "roost")
-    stuck = StuckDrainer(at, room, "stamp lost")
+    stuck = StuckDrainer(at, room, "stamp lost", relay=RELAY)
     m1, m2 = stuck.m1, stuck.m2
     try:
         t_stuck = time.monotonic()
-        raw = stack.redis_cli("XRANGE", f"roost:{{{schema}}}:events", "-", "+")
-        assert "stamp lost one" in raw and "stamp lost two" in raw, "precondition: appended before the stamp"
+        assert outbox_ids_in_stream([m1["id"], m2["id"]]) == {m1["id"]: 1, m2["id"]: 1}, \
+            "precondition: both appended before the stamp"
+        n_appended = int(stack.redis_cli("GET", stream_key(":n")))
         # The stamp is lost: a drain's statements give up after 3 s
         # (lib/outbox.c), so the worker is not kept for the request
         # timeout (15 s), and its transaction rolls back.
@@ -1201,25 +1224,73 @@ def lost_stamp_after_publish_gives_duplicates_never_a_gap():
                    timeout=8, what="the stuck drain to give up")
         waited = time.monotonic() - t_stuck
         assert 2.0 <= waited <= 6.0, f"the drain gave up after {waited:.1f} s, not about 3 s"
+        if not RELAY:
+            # (the relay retries its pass on its own, so only here is it
+            # certain that both rows are still waiting)
+            left = api.sql(stack, "SELECT count(*) FROM events WHERE type = 'message.created' "
+                                  "AND published_at IS NULL "
+                                  f"AND (data->>'id')::bigint IN ({m1['id']}, {m2['id']})")
+            assert left == "2", f"precondition: both stamps lost ({left} left unpublished)"
         stuck.release()
-        left = api.sql(stack, "SELECT count(*) FROM events WHERE type = 'message.created' AND published_at IS NULL "
-                              f"AND (data->>'id')::bigint IN ({m1['id']}, {m2['id']})")
-        assert left == "2", f"precondition: both stamps lost ({left} left unpublished)"
     finally:
         stuck.close()
-    # The next write's drain appends both again, then m3.
-    m3 = send(at, room["id"], "stamp lost three")
-    wait_until(lambda: api.sql(stack, "SELECT count(*) FROM events WHERE published_at IS NULL") == "0",
-               timeout=5, what="the next drain")
+    s = sse_ok(at, last_event_id=cur)
+    try:
+        # The next pass offers m1 and m2 again, then appends m3.
+        m3 = send(at, room["id"], "stamp lost three")
+        wait_until(lambda: api.sql(stack, "SELECT count(*) FROM events WHERE published_at IS NULL") == "0",
+                   timeout=5, what="the next drain")
+        want = [m1["id"], m2["id"], m3["id"]]
+        s.wait_for(is_msg(m3["id"]), timeout=5, what="m3 on the open stream")
+        time.sleep(0.3)  # anything that could follow m3 has arrived
+        sse_evs = [e for e in s.since(0) if ev_type(e) == "message.created"]
+        assert [ev_data(e)["id"] for e in sse_evs] == want, \
+            f"SSE: each message once, in order: {[ev_data(e)['id'] for e in sse_evs]}"
+    finally:
+        s.close()
     r = lp(at, cur, timeout=0)
     assert r.status == 200, r
-    got = [ev_data(e)["id"] for e in r.events if ev_type(e) == "message.created"]
-    assert got.count(m1["id"]) == 2 and got.count(m2["id"]) == 2, f"each appended twice: {got}"
-    assert got.count(m3["id"]) == 1, got
-    assert got.index(m3["id"]) > max(i for i, x in enumerate(got) if x == m2["id"]), \
-        f"m3 after the second copies: {got}"
-    ids = [e.get("id") for e in r.events]
-    assert len(ids) == len(set(ids)), "every copy has a cursor of its own"
+    evs = [e for e in r.events if ev_type(e) == "message.created"]
+    assert [ev_data(e)["id"] for e in evs] == want, \
+        f"long-poll: each message once, in order: {[ev_data(e)['id'] for e in evs]}"
+    assert [e["id"] for e in evs] == [e.id for e in sse_evs], "SSE and long-poll name the same entries"
+    ords = [ordinal(e["id"]) for e in evs]
+    assert ords == list(range(ords[0], ords[0] + 3)), f"the ordinals have a hole: {ords}"
+    counts = outbox_ids_in_stream(want)
+    assert counts == {m: 1 for m in want}, f"stream entries per message (want one each): {counts}"
+    assert int(stack.redis_cli("GET", stream_key(":n"))) == n_appended + 1, \
+        "the counter moved for entries that were not appended"
+
+
+@rt_test
+def offering_an_appended_outbox_row_again_appends_nothing():
+    """What a lost stamp leaves, made directly: a published outbox row
+    marked unpublished again. The next pass offers it; the publish script
+    skips it (its outbox id is in the window), so the stream gains only the
+    next message, whose ordinal follows the last without a hole, and the
+    window holds the id once."""
+    a, at = user()
+    room = api.create_room(stack, at)
+    cur = event_cursor(at)
+    m1 = send(at, room["id"], "offered again one")
+    wait_until(lambda: unpublished(m1["id"]) == "f", timeout=5, what="m1 published")
+    oid = api.sql(stack, "SELECT id FROM events WHERE type = 'message.created' "
+                         f"AND (data->>'id')::bigint = {m1['id']}")
+    n0 = int(stack.redis_cli("GET", stream_key(":n")))
+    api.sql(stack, f"UPDATE events SET published_at = NULL WHERE id = {oid}")
+    m2 = send(at, room["id"], "offered again two")
+    wait_until(lambda: api.sql(stack, "SELECT count(*) FROM events WHERE published_at IS NULL") == "0",
+               timeout=5, what="the next drain")
+    assert outbox_ids_in_stream([m1["id"], m2["id"]]) == {m1["id"]: 1, m2["id"]: 1}, \
+        "m1 was appended a second time"
+    assert int(stack.redis_cli("GET", stream_key(":n"))) == n0 + 1, "the counter moved for a skipped row"
+    lp_gather(at, cur, lambda e: ev_type(e) == "message.created", 2, timeout=5)
+    r = lp(at, cur, timeout=0)
+    evs = [e for e in r.events if ev_type(e) == "message.created"]
+    assert [ev_data(e)["id"] for e in evs] == [m1["id"], m2["id"]], evs
+    assert ordinal(evs[1]["id"]) == ordinal(evs[0]["id"]) + 1, [e["id"] for e in evs]
+    assert ordinal(evs[1]["id"]) == n0 + 1
+    assert stack.redis_cli("ZSCORE", stream_key(":seen"), oid) != "", "m1's outbox id is not in the window"
 
 
 # ------------------------------------------------------------------ Redis restarts and losses
