@@ -116,9 +116,10 @@ _relay_warm = []
 
 def warm_relay(timeout=15):
     """Wait until the relay publishes promptly. It started before the
-    schema existed, and after a failed drain it leaves kicks alone for its
-    5 s backoff (realtime/relay.c DRAIN_BACKOFF_MS): the first events would
-    come seconds late, whatever the web server."""
+    schema existed and waits for the migrations (it looks for the outbox
+    tables on its drain timer), so the very first events may come a
+    moment late, whatever the web server: the shapes' timings start after
+    that."""
     tok = _admin["token"]
     room = api.create_room(stack, tok)
     deadline = time.monotonic() + timeout
