@@ -175,6 +175,13 @@ def prepared_statements_behind_pgbouncer_transaction_mode():
         assert not failures, f"{len(failures)} wrong answers through PgBouncer, e.g. " \
                              f"{failures[:5]}\npgbouncer log:\n{pgb.tail()}"
         assert len(sent) == THREADS * ROUNDS, len(sent)
+        # The statements did run by name: the server connection psql gets
+        # through PgBouncer holds the workers' r_<hash> statements.
+        p = subprocess.run(["psql", "-X", "-At", "-d", pgb.url, "-c",
+                            "SELECT count(*) FROM pg_prepared_statements "
+                            "WHERE name ~ '^r_[0-9a-f]{32}$'"],
+                           capture_output=True, timeout=30)
+        assert p.returncode == 0 and int(p.stdout) >= 5, (p.stdout, p.stderr)
         # roostctl check finds the database through PgBouncer too.
         p = api.ctl(stack, "check")
         out = p.stdout.decode()
