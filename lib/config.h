@@ -35,7 +35,7 @@ typedef struct roost_config {
 	                           */
 	int connect_timeout_s;    /* ROOST_CONNECT_TIMEOUT: default 3 */
 	bool migrate_on_start;    /* ROOST_MIGRATE_ON_START: 0/1 */
-	bool pg_prepared; /* ROOST_PG_PREPARED: 0/1 (never behind PgBouncer) */
+	bool pg_prepared;         /* ROOST_PG_PREPARED: 0/1 (PgBouncer-safe) */
 	/* Realtime (docs/realtime.md). */
 	int events_retain;   /* ROOST_EVENTS_RETAIN: stream length, 100000 */
 	int sse_heartbeat_s; /* ROOST_SSE_HEARTBEAT_S: comment period, 15 */

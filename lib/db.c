@@ -8,7 +8,14 @@
 #include "json.h"
 #include "log.h"
 
-#define MAX_PREPARED 256
+#include <sodium.h>
+
+/* How many statement names one transaction can know about. Past it,
+ * statements this transaction has not seen prepared run unnamed. */
+#define MAX_PREPARED 512
+/* Bytes of SHA-256 in a statement name: "r_" and 32 hex digits. */
+#define NAME_BYTES 16
+#define NAME_LEN (2 + 2 * NAME_BYTES)
 
 struct db {
 	char *conninfo;
@@ -16,15 +23,22 @@ struct db {
 	int connect_timeout_s;
 	int statement_timeout_ms;
 	char sqlstate[6];
+	char error[256]; /* the last failure, one line, for roostctl check */
 	/* The last failure ended the session (see session_ended): the
 	 * connection may still read CONNECTION_OK, but it is of no use. */
 	bool lost;
 	bool prepare; /* ROOST_PG_PREPARED */
-	/* Statements prepared on this connection, named "r<index>". Keyed
-	 * by the SQL's address (db_query is given string literals) and
-	 * checked by content, so a reused address is never a wrong hit. */
-	const char *prepared[MAX_PREPARED];
-	size_t n_prepared;
+	/* The statement names the server connection serving the open
+	 * transaction has prepared: read in the transaction's first round
+	 * trip, grown as it prepares more, forgotten when it ends (behind
+	 * PgBouncer the next transaction may run on another server
+	 * connection). Valid only while known_valid. known_full: the server
+	 * had more than MAX_PREPARED, so a name not listed may still exist
+	 * there and is not prepared again. */
+	unsigned char known[MAX_PREPARED][NAME_BYTES];
+	size_t n_known;
+	bool known_valid;
+	bool known_full;
 };
 
 db *
@@ -74,7 +88,7 @@ connect_now(db *d)
 	snprintf(timeout, sizeof(timeout), "%d", d->connect_timeout_s);
 	if (d->conn)
 		PQfinish(d->conn);
-	d->n_prepared = 0; /* prepared statements die with the session */
+	d->known_valid = false; /* prepared statements die with the session */
 	d->lost = false;
 	/* expand_dbname=1: the "dbname" value is parsed as a full conninfo
 	 * string or URI; the keywords after it override what it says, so
@@ -83,9 +97,10 @@ connect_now(db *d)
 	if (d->conn == NULL)
 		abort();
 	if (PQstatus(d->conn) != CONNECTION_OK) {
-		log_warn("database connection failed: %.*s",
+		snprintf(d->error, sizeof(d->error), "%.*s",
 		    (int)strcspn(PQerrorMessage(d->conn), "\n"),
 		    PQerrorMessage(d->conn));
+		log_warn("database connection failed: %s", d->error);
 		PQfinish(d->conn);
 		d->conn = NULL;
 		return R_UNAVAILABLE;
@@ -149,31 +164,101 @@ clear_result(void *p)
 	PQclear(p);
 }
 
-/* Runs sql as a named prepared statement, preparing it on first use on
- * this connection; beyond MAX_PREPARED distinct statements, unprepared. */
+/* A statement's name is derived from its text alone: "r_" and the first
+ * 128 bits of the SHA-256 of the SQL, in hex. So a name means the same SQL
+ * on every server connection, whoever prepared it there (another worker,
+ * behind PgBouncer): a name can never run a different statement. A
+ * collision between two of our statements would need 2^64 of them. */
+static void
+statement_digest(const char *sql, unsigned char out[NAME_BYTES])
+{
+	unsigned char full[crypto_hash_sha256_BYTES];
+
+	crypto_hash_sha256(full, (const unsigned char *)sql, strlen(sql));
+	memcpy(out, full, NAME_BYTES);
+}
+
+static void
+statement_name(const unsigned char digest[NAME_BYTES], char out[NAME_LEN + 1])
+{
+	out[0] = 'r';
+	out[1] = '_';
+	sodium_bin2hex(out + 2, NAME_LEN - 1, digest, NAME_BYTES);
+}
+
+static bool
+known(const db *d, const unsigned char digest[NAME_BYTES])
+{
+	for (size_t i = 0; i < d->n_known; i++)
+		if (memcmp(d->known[i], digest, NAME_BYTES) == 0)
+			return true;
+	return false;
+}
+
+static void
+remember(db *d, const unsigned char digest[NAME_BYTES])
+{
+	if (d->n_known == MAX_PREPARED) {
+		d->known_full = true;
+		return;
+	}
+	memcpy(d->known[d->n_known++], digest, NAME_BYTES);
+}
+
+/* Loads the names listed by PREPARED_LIST_SQL: what the server connection
+ * serving this transaction has prepared. */
+static void
+load_known(db *d, const PGresult *names)
+{
+	d->n_known = 0;
+	d->known_full = false;
+	d->known_valid = true;
+	for (int i = 0; i < PQntuples(names); i++) {
+		const char *n = PQgetvalue(names, i, 0);
+		unsigned char digest[NAME_BYTES];
+		size_t len;
+
+		if (strlen(n) != NAME_LEN ||
+		    sodium_hex2bin(digest, sizeof(digest), n + 2, NAME_LEN - 2,
+		        NULL, &len, NULL) != 0 ||
+		    len != NAME_BYTES)
+			continue;
+		remember(d, digest);
+	}
+}
+
+/* Runs sql as a named prepared statement. Only inside a transaction whose
+ * first round trip listed the server connection's prepared statements:
+ * there the list is exact (PgBouncer in transaction mode keeps one server
+ * connection for the whole transaction, and nobody else uses it
+ * meanwhile), so a name is executed only where it exists and prepared only
+ * where it does not. Either error (26000 "does not exist", 42P05 "already
+ * exists") would abort the transaction, so neither is left to chance.
+ * Outside such a transaction each statement may reach another server
+ * connection than the one before it: run unnamed. */
 static PGresult *
 exec_prepared(db *d, const char *sql, int nparams, const char *const *params)
 {
-	char name[16];
-	size_t i;
+	unsigned char digest[NAME_BYTES];
+	char name[NAME_LEN + 1];
 
-	for (i = 0; i < d->n_prepared; i++)
-		if (d->prepared[i] == sql || strcmp(d->prepared[i], sql) == 0)
-			break;
-	if (i == d->n_prepared) {
+	if (!d->known_valid || PQtransactionStatus(d->conn) != PQTRANS_INTRANS)
+		return PQexecParams(
+		    d->conn, sql, nparams, NULL, params, NULL, NULL, 0);
+	statement_digest(sql, digest);
+	statement_name(digest, name);
+	if (!known(d, digest)) {
 		PGresult *res;
 
-		if (i == MAX_PREPARED)
+		if (d->known_full)
 			return PQexecParams(
 			    d->conn, sql, nparams, NULL, params, NULL, NULL, 0);
-		snprintf(name, sizeof(name), "r%zu", i);
 		res = PQprepare(d->conn, name, sql, nparams, NULL);
 		if (res == NULL || PQresultStatus(res) != PGRES_COMMAND_OK)
 			return res; /* the caller reports the error */
 		PQclear(res);
-		d->prepared[d->n_prepared++] = sql;
+		remember(d, digest);
 	}
-	snprintf(name, sizeof(name), "r%zu", i);
 	return PQexecPrepared(d->conn, name, nparams, params, NULL, NULL, 0);
 }
 
@@ -186,6 +271,7 @@ db_query(db *d, arena *a, rerr *err, const char *sql, int nparams,
 	const char *state;
 
 	d->sqlstate[0] = '\0';
+	d->error[0] = '\0';
 	if (d->conn == NULL || d->lost || PQstatus(d->conn) != CONNECTION_OK) {
 		*err = R_UNAVAILABLE;
 		return NULL;
@@ -206,6 +292,13 @@ db_query(db *d, arena *a, rerr *err, const char *sql, int nparams,
 	}
 	state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
 	snprintf(d->sqlstate, sizeof(d->sqlstate), "%s", state ? state : "");
+	{
+		const char *msg = PQresultErrorMessage(res);
+
+		snprintf(d->error, sizeof(d->error), "SQLSTATE %s: %.*s",
+		    d->sqlstate[0] ? d->sqlstate : "none",
+		    (int)strcspn(msg, "\n"), msg);
+	}
 	if (session_ended(d, res)) {
 		const char *msg = PQresultErrorMessage(res);
 
@@ -234,6 +327,12 @@ db_last_sqlstate(const db *d)
 	return d->sqlstate;
 }
 
+const char *
+db_last_error(const db *d)
+{
+	return d->error;
+}
+
 static rerr
 simple(db *d, const char *sql)
 {
@@ -242,6 +341,7 @@ simple(db *d, const char *sql)
 
 	if (d->conn == NULL || d->lost || PQstatus(d->conn) != CONNECTION_OK)
 		return R_UNAVAILABLE;
+	d->known_valid = false; /* COMMIT, ROLLBACK: the transaction ends */
 	res = PQexec(d->conn, sql);
 	if (res == NULL || PQresultStatus(res) != PGRES_COMMAND_OK) {
 		e = session_ended(d, res) ? R_UNAVAILABLE : R_INTERNAL;
@@ -269,16 +369,19 @@ reconnected(db *d, rerr e)
 }
 
 /* Sends sql (several statements, no parameters) and collects every
- * result; the last one that returned rows is kept in *last (registered on
- * arena a) when last is not NULL. */
+ * result. When names is not NULL the first result with rows goes there;
+ * the last other one with rows goes to *last when last is not NULL. Both
+ * are registered on arena a. */
 static rerr
-batch(db *d, arena *a, const char *sql, PGresult **last)
+batch(db *d, arena *a, const char *sql, PGresult **names, PGresult **last)
 {
 	PGresult *res;
 	rerr e = R_SUCCESS;
 
 	if (last)
 		*last = NULL;
+	if (names)
+		*names = NULL;
 	if (d->conn == NULL || d->lost || PQstatus(d->conn) != CONNECTION_OK)
 		return R_UNAVAILABLE;
 	if (!PQsendQuery(d->conn, sql)) {
@@ -288,55 +391,82 @@ batch(db *d, arena *a, const char *sql, PGresult **last)
 	while ((res = PQgetResult(d->conn)) != NULL) {
 		ExecStatusType st = PQresultStatus(res);
 
-		if (st == PGRES_TUPLES_OK && last != NULL && e == R_SUCCESS) {
+		if (st == PGRES_TUPLES_OK && e == R_SUCCESS &&
+		    ((names != NULL && *names == NULL) || last != NULL)) {
 			arena_on_cleanup(a, clear_result, res);
-			*last = res;
+			if (names != NULL && *names == NULL)
+				*names = res;
+			else
+				*last = res;
 			continue;
 		}
 		if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK &&
 		    e == R_SUCCESS) {
+			const char *msg = PQresultErrorMessage(res);
+			const char *state =
+			    PQresultErrorField(res, PG_DIAG_SQLSTATE);
+
+			snprintf(d->error, sizeof(d->error),
+			    "SQLSTATE %s: %.*s", state ? state : "none",
+			    (int)strcspn(msg, "\n"), msg);
 			e = session_ended(d, res) ? R_UNAVAILABLE : R_INTERNAL;
 			if (e == R_INTERNAL)
-				log_error("transaction start failed: %.*s",
-				    (int)strcspn(
-				        PQresultErrorMessage(res), "\n"),
-				    PQresultErrorMessage(res));
+				log_error(
+				    "transaction start failed: %s", d->error);
 		}
 		PQclear(res);
 	}
-	if (e != R_SUCCESS && last != NULL)
-		*last = NULL; /* freed with the arena */
+	if (e != R_SUCCESS) {
+		/* freed with the arena */
+		if (last != NULL)
+			*last = NULL;
+		if (names != NULL)
+			*names = NULL;
+	}
 	return e;
 }
+
+/* The statement names prepared on the server connection that serves the
+ * transaction; see exec_prepared(). The function behind the
+ * pg_prepared_statements view, without the view's planning (about half of
+ * the query's cost); names not ours are skipped by load_known(). */
+#define PREPARED_LIST_SQL "SELECT name FROM pg_catalog.pg_prepared_statement()"
 
 rerr
 db_begin_fetch(db *d, arena *a, const char *schema, const char *fetch_sql,
     PGresult **fetched)
 {
+	PGresult *names = NULL;
 	char *ident, *sql;
 	rerr e;
 
+	d->known_valid = false;
 	if (d->conn == NULL || PQstatus(d->conn) != CONNECTION_OK)
 		return R_UNAVAILABLE;
 	/* One round trip. The schema name was validated against
 	 * [a-z_][a-z0-9_]* at configuration time and is quoted by libpq;
 	 * the timeout is our own integer. SET LOCAL ends with the
 	 * transaction, so nothing leaks to the next client of a pooled
-	 * server connection (PgBouncer transaction mode). */
+	 * server connection (PgBouncer transaction mode). With prepared
+	 * statements the same round trip lists the ones this server
+	 * connection already has. */
 	ident = PQescapeIdentifier(d->conn, schema, strlen(schema));
 	if (ident == NULL)
 		return R_UNAVAILABLE;
 	sql = arena_printf(a,
 	    "BEGIN; SET LOCAL search_path TO %s; "
-	    "SET LOCAL statement_timeout = %d%s%s",
-	    ident, d->statement_timeout_ms, fetch_sql ? "; " : "",
+	    "SET LOCAL statement_timeout = %d%s%s%s",
+	    ident, d->statement_timeout_ms,
+	    d->prepare ? "; " PREPARED_LIST_SQL : "", fetch_sql ? "; " : "",
 	    fetch_sql ? fetch_sql : "");
 	PQfreemem(ident);
-	e = batch(d, a, sql, fetched);
+	e = batch(d, a, sql, d->prepare ? &names : NULL, fetched);
 	if (e != R_SUCCESS && reconnected(d, e))
-		e = batch(d, a, sql, fetched);
+		e = batch(d, a, sql, d->prepare ? &names : NULL, fetched);
 	if (e != R_SUCCESS)
 		db_rollback(d);
+	else if (names != NULL)
+		load_known(d, names);
 	return e;
 }
 

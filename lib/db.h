@@ -10,13 +10,16 @@
  * next one reconnects.
  *
  * Queries take parameters only: no SQL is ever built from input. With
- * prepare (ROOST_PG_PREPARED=1) each distinct statement is prepared once
- * per connection and executed by name, which saves its planning on every
- * later call; leave it off behind PgBouncer in transaction mode, which
- * moves transactions between server connections and so loses them. There are no
- * named prepared statements, and the tenant schema is chosen inside each
- * transaction with set_config(..., true), so Roost works behind PgBouncer in
- * transaction mode.
+ * prepare (ROOST_PG_PREPARED=1) statements inside a transaction run as
+ * named prepared statements, which saves their planning on every later
+ * call. A name is derived from the SQL text (so it means that SQL on any
+ * server connection), and the transaction's first round trip lists what
+ * the server connection serving it has prepared, so a statement is
+ * prepared exactly where it is missing. That holds behind PgBouncer in
+ * transaction mode, which may run each transaction on another server
+ * connection; statements outside a transaction run unnamed. The tenant
+ * schema is chosen inside each transaction with SET LOCAL, so no session
+ * state leaks to the next client of a pooled connection.
  */
 #ifndef ROOST_DB_H
 #define ROOST_DB_H
@@ -80,6 +83,11 @@ PGresult *db_query(db *d, arena *a, rerr *err, const char *sql, int nparams,
 
 /* The SQLSTATE of the last failed db_query ("" when none). */
 const char *db_last_sqlstate(const db *d);
+
+/* The last failure as one line: libpq's reason for a failed connect, or
+ * "SQLSTATE xxxxx: message" for a failed statement ("" when the last
+ * db_query succeeded). Owned by d, valid until its next call. */
+const char *db_last_error(const db *d);
 
 /* A quick liveness round-trip (SELECT 1) outside any transaction; when the
  * connection turns out to have died since the last request, reconnects and

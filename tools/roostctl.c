@@ -664,10 +664,21 @@ cmd_check(app *ap)
 		printf("FAIL config: ROOST_JWT_SECRET is not set\n");
 		failed++;
 	}
-	if (db_ensure(ap->db) == R_SUCCESS &&
-	    (res = db_query(ap->db, ap->arena, &e,
-	         "SELECT current_setting('server_version')", 0, NULL)) !=
-	        NULL) {
+	if (db_ensure(ap->db) != R_SUCCESS) {
+		printf("FAIL database: unreachable: %s\n",
+		    db_last_error(ap->db)[0] ? db_last_error(ap->db)
+		                             : "no reason given");
+		failed++;
+	} else if ((res = db_query(ap->db, ap->arena, &e,
+	                "SELECT current_setting('server_version')", 0, NULL)) ==
+	    NULL) {
+		/* Connected, but the statement failed: say why (a pooler in
+		 * the way, a role's settings), not "unreachable". */
+		printf("FAIL database: connected, but a statement failed: %s\n",
+		    db_last_error(ap->db)[0] ? db_last_error(ap->db)
+		                             : "no reason given");
+		failed++;
+	} else {
 		printf("ok   database: PostgreSQL %s\n", PQgetvalue(res, 0, 0));
 		e = migrate_status(ap->db, ap->cfg.schema, ap->cfg.sql_dir,
 		    &rep, err, sizeof(err));
@@ -683,9 +694,6 @@ cmd_check(app *ap)
 			printf("ok   migrations: %d applied, none pending\n",
 			    rep.total);
 		}
-	} else {
-		printf("FAIL database: unreachable (see the log line above)\n");
-		failed++;
 	}
 	r = kv_cmd(ap->kv, ap->arena, &e, "PING", NULL);
 	if (r != NULL && e == R_SUCCESS) {

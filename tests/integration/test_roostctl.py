@@ -121,6 +121,33 @@ def check_passes_then_names_what_fails():
 
 
 @test
+def check_says_why_the_database_fails():
+    """Not just "unreachable": libpq's reason when no connection is made,
+    and the SQLSTATE and message when one is made but a statement fails
+    (here a function shadowing current_setting() on the role's
+    search_path stands in for any server-side refusal)."""
+    url = stack.env_vars["ROOST_DATABASE_URL"]
+    nowhere = os.path.join(stack.dir, "no-such-dir")
+    p = ctl("check", env={"ROOST_DATABASE_URL": f"host={nowhere} port=5432 dbname=roost user=roost"})
+    line = [x for x in p.stdout.decode().splitlines() if "database" in x]
+    assert p.returncode == 1 and line and line[0].startswith("FAIL database: unreachable: "), p.stdout
+    assert nowhere in line[0] and "No such file or directory" in line[0], line
+    psql("CREATE SCHEMA IF NOT EXISTS check_shadow; "
+         "CREATE OR REPLACE FUNCTION check_shadow.current_setting(text) RETURNS text "
+         "LANGUAGE plpgsql AS $$BEGIN RAISE EXCEPTION 'refused for the test' "
+         "USING ERRCODE = '42501'; END$$")
+    try:
+        p = ctl("check", env={"ROOST_DATABASE_URL":
+                              url + " options='-c search_path=check_shadow,pg_catalog'"})
+        line = [x for x in p.stdout.decode().splitlines() if "database" in x]
+        assert p.returncode == 1 and line == [
+            "FAIL database: connected, but a statement failed: "
+            "SQLSTATE 42501: ERROR:  refused for the test"], p.stdout
+    finally:
+        psql("DROP SCHEMA check_shadow CASCADE")
+
+
+@test
 def changed_migration_is_detected():
     d = tempfile.mkdtemp(dir=stack.dir)
     for f in os.listdir(stack.env_vars["ROOST_SQL_DIR"]):
