@@ -226,12 +226,6 @@ void
 app_answer_headers(http_response *res, arena *a, const char *request_id,
     bool event_stream, const rl_result *rl)
 {
-	static const char *const ours[] = { "X-Request-Id", "Cache-Control",
-		"X-Content-Type-Options", "X-RateLimit-Limit",
-		"X-RateLimit-Remaining", "X-RateLimit-Reset", "Retry-After" };
-
-	for (size_t i = 0; i < sizeof(ours) / sizeof(ours[0]); i++)
-		http_unset_header(res, ours[i]);
 	if (request_id != NULL && *request_id != '\0')
 		http_set_header(res, a, "X-Request-Id", request_id);
 	http_set_header(
@@ -453,8 +447,11 @@ app_handle(app *ap, char *const *envp, http_read_fn read_fn, void *read_ctx,
 		buf_reset(&res->body);
 		render_error(&c, e);
 	}
-	app_answer_headers(res, c.a, req.request_id,
-	    ap->handoff.active && ap->handoff.sse, c.rl);
+	/* A handler that wrote its own response (a worker's SSE stream)
+	 * put these on its head already. */
+	if (!ap->response_sent)
+		app_answer_headers(res, c.a, req.request_id,
+		    ap->handoff.active && ap->handoff.sse, c.rl);
 	if (ap->handoff.active && c.rl != NULL) {
 		ap->handoff.has_rl = true;
 		ap->handoff.rl = *c.rl;

@@ -262,13 +262,26 @@ exec_prepared(db *d, const char *sql, int nparams, const char *const *params)
 	return PQexecPrepared(d->conn, name, nparams, params, NULL, NULL, 0);
 }
 
+/* Keeps res's failure for db_last_sqlstate() and db_last_error(): its
+ * SQLSTATE, and one line of its message. */
+static void
+note_failure(db *d, const PGresult *res)
+{
+	const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+	const char *msg = PQresultErrorMessage(res);
+
+	snprintf(d->sqlstate, sizeof(d->sqlstate), "%s", state ? state : "");
+	snprintf(d->error, sizeof(d->error), "SQLSTATE %s: %.*s",
+	    d->sqlstate[0] ? d->sqlstate : "none", (int)strcspn(msg, "\n"),
+	    msg);
+}
+
 PGresult *
 db_query(db *d, arena *a, rerr *err, const char *sql, int nparams,
     const char *const *params)
 {
 	PGresult *res;
 	ExecStatusType st;
-	const char *state;
 
 	d->sqlstate[0] = '\0';
 	d->error[0] = '\0';
@@ -290,20 +303,9 @@ db_query(db *d, arena *a, rerr *err, const char *sql, int nparams,
 		*err = R_SUCCESS;
 		return res;
 	}
-	state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-	snprintf(d->sqlstate, sizeof(d->sqlstate), "%s", state ? state : "");
-	{
-		const char *msg = PQresultErrorMessage(res);
-
-		snprintf(d->error, sizeof(d->error), "SQLSTATE %s: %.*s",
-		    d->sqlstate[0] ? d->sqlstate : "none",
-		    (int)strcspn(msg, "\n"), msg);
-	}
+	note_failure(d, res);
 	if (session_ended(d, res)) {
-		const char *msg = PQresultErrorMessage(res);
-
-		log_warn("database connection lost: %.*s",
-		    (int)strcspn(msg, "\n"), msg);
+		log_warn("database connection lost: %s", d->error);
 		*err = R_UNAVAILABLE;
 	} else if (strcmp(d->sqlstate, "23505") == 0) {
 		*err = R_CONFLICT;
@@ -402,13 +404,7 @@ batch(db *d, arena *a, const char *sql, PGresult **names, PGresult **last)
 		}
 		if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK &&
 		    e == R_SUCCESS) {
-			const char *msg = PQresultErrorMessage(res);
-			const char *state =
-			    PQresultErrorField(res, PG_DIAG_SQLSTATE);
-
-			snprintf(d->error, sizeof(d->error),
-			    "SQLSTATE %s: %.*s", state ? state : "none",
-			    (int)strcspn(msg, "\n"), msg);
+			note_failure(d, res);
 			e = session_ended(d, res) ? R_UNAVAILABLE : R_INTERNAL;
 			if (e == R_INTERNAL)
 				log_error(

@@ -479,17 +479,6 @@ http_set_header(
 	res->n_headers++;
 }
 
-void
-http_unset_header(http_response *res, const char *name)
-{
-	size_t k = 0;
-
-	for (size_t i = 0; i < res->n_headers; i++)
-		if (strcasecmp(res->headers[i].name, name) != 0)
-			res->headers[k++] = res->headers[i];
-	res->n_headers = k;
-}
-
 static int
 write_all(http_write_fn write_fn, void *ctx, const char *p, size_t n)
 {

@@ -110,9 +110,6 @@ void http_response_free(http_response *res);
 void http_set_header(
     http_response *res, arena *a, const char *name, const char *value);
 
-/* Removes every header named name (case-insensitively). */
-void http_unset_header(http_response *res, const char *name);
-
 /* Serialises the response in CGI form through write_fn (returns bytes
  * written or -1). Adds Content-Length. Returns 0, or -1 on write error. */
 typedef ssize_t (*http_write_fn)(void *ctx, const char *src, size_t n);

@@ -205,16 +205,11 @@ set_epoch(stream_cursor *c, const redisReply *r)
 static char *
 fresh_epoch(arena *a)
 {
-	static const char hex[] = "0123456789abcdef";
 	unsigned char raw[STREAM_EPOCH_LEN / 2];
 	char *out = arena_alloc(a, STREAM_EPOCH_LEN + 1);
 
 	randombytes_buf(raw, sizeof(raw));
-	for (size_t i = 0; i < sizeof(raw); i++) {
-		out[2 * i] = hex[raw[i] >> 4];
-		out[2 * i + 1] = hex[raw[i] & 15];
-	}
-	out[STREAM_EPOCH_LEN] = '\0';
+	sodium_bin2hex(out, STREAM_EPOCH_LEN + 1, raw, sizeof(raw));
 	return out;
 }
 
@@ -572,34 +567,51 @@ stream_sub_free(stream_sub *s)
 	s->n_rooms = s->cap_rooms = 0;
 }
 
+/* The entry's data as JSON: a new reference, or NULL. */
+static json_object *
+entry_json(const stream_entry *e)
+{
+	json_tokener *tok = json_tokener_new();
+	json_object *o = json_tokener_parse_ex(tok, e->data, (int)e->data_len);
+
+	json_tokener_free(tok);
+	return o;
+}
+
+/* Whether o[key] is an array holding id (never for id 0). */
+static bool
+id_listed(json_object *o, const char *key, int64_t id)
+{
+	json_object *ids;
+
+	if (id == 0 || !json_object_object_get_ex(o, key, &ids) ||
+	    !json_object_is_type(ids, json_type_array))
+		return false;
+	for (size_t i = 0; i < json_object_array_length(ids); i++) {
+		json_object *v = json_object_array_get_idx(ids, i);
+
+		if (json_object_is_type(v, json_type_int) &&
+		    json_object_get_int64(v) == id)
+			return true;
+	}
+	return false;
+}
+
 /* For member events: the room and whether s's user is among the ids in
  * data[key] (user_ids of member events, member_ids of room.created). */
 static bool
 names_me_in(const stream_entry *e, const char *key, int64_t me, int64_t *room)
 {
-	json_tokener *tok = json_tokener_new();
-	json_object *o, *ids, *rid;
-	bool found = false;
+	json_object *o = entry_json(e), *rid;
+	bool found;
 
-	o = json_tokener_parse_ex(tok, e->data, (int)e->data_len);
-	json_tokener_free(tok);
 	if (o == NULL)
 		return false;
 	*room = 0;
 	if (json_object_object_get_ex(o, "room_id", &rid) &&
 	    json_object_is_type(rid, json_type_int))
 		*room = json_object_get_int64(rid);
-	if (json_object_object_get_ex(o, key, &ids) &&
-	    json_object_is_type(ids, json_type_array)) {
-		size_t n = json_object_array_length(ids);
-
-		for (size_t i = 0; i < n && !found; i++) {
-			json_object *v = json_object_array_get_idx(ids, i);
-
-			found = json_object_is_type(v, json_type_int) &&
-			    json_object_get_int64(v) == me;
-		}
-	}
+	found = id_listed(o, key, me);
 	json_object_put(o);
 	return found;
 }
@@ -613,12 +625,9 @@ names_me(const stream_entry *e, int64_t me, int64_t *room)
 static bool
 session_named(const stream_entry *e, int64_t sid)
 {
-	json_tokener *tok = json_tokener_new();
-	json_object *o = json_tokener_parse_ex(tok, e->data, (int)e->data_len),
-	            *v;
+	json_object *o = entry_json(e), *v;
 	bool yes = false;
 
-	json_tokener_free(tok);
 	if (o != NULL && json_object_object_get_ex(o, "session_id", &v) &&
 	    json_object_is_type(v, json_type_int))
 		yes = json_object_get_int64(v) == sid;
@@ -647,34 +656,13 @@ stream_sub_end(stream_sub *s, const char *reason)
 	    reason != NULL && safe_reason(reason) ? reason : "revoked");
 }
 
-static bool
-id_listed(json_object *o, const char *key, int64_t id)
-{
-	json_object *ids;
-
-	if (id == 0 || !json_object_object_get_ex(o, key, &ids) ||
-	    !json_object_is_type(ids, json_type_array))
-		return false;
-	for (size_t i = 0; i < json_object_array_length(ids); i++) {
-		json_object *v = json_object_array_get_idx(ids, i);
-
-		if (json_object_is_type(v, json_type_int) &&
-		    json_object_get_int64(v) == id)
-			return true;
-	}
-	return false;
-}
-
 /* session.ended {reason, all?, session_ids?, token_ids?}: does it end s? */
 static bool
 ends_me(stream_sub *s, const stream_entry *e)
 {
-	json_tokener *tok = json_tokener_new();
-	json_object *o = json_tokener_parse_ex(tok, e->data, (int)e->data_len),
-	            *v;
+	json_object *o = entry_json(e), *v;
 	bool yes = false;
 
-	json_tokener_free(tok);
 	if (o == NULL || !json_object_is_type(o, json_type_object)) {
 		json_object_put(o);
 		return false;

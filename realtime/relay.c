@@ -1845,25 +1845,14 @@ recheck_step(relay *r)
 		v[n].token_id = c->sub.token_id;
 		n++;
 	}
-	if (n < RECHECK_CHUNK) {
-		/* The round's last batch. */
-		r->rechecking = false;
-		r->next_recheck =
-		    ae_now_ms() + (int64_t)r->ap.cfg.session_recheck_s * 1000;
-	}
-	if (n == 0)
-		return;
-	if (auth_check_streams(r->ap.db, r->ap.arena, r->ap.cfg.schema, v, n) !=
-	    R_SUCCESS) {
+	if (n > 0 &&
+	    auth_check_streams(r->ap.db, r->ap.arena, r->ap.cfg.schema, v, n) !=
+	        R_SUCCESS) {
 		if (warn_due(&r->warned_recheck))
 			log_warn("cannot check the sessions of open streams; "
 			         "trying again in %d s",
 			    r->ap.cfg.session_recheck_s);
-		arena_reset(r->ap.arena);
-		r->rechecking = false;
-		r->next_recheck =
-		    ae_now_ms() + (int64_t)r->ap.cfg.session_recheck_s * 1000;
-		return;
+		n = 0; /* the round ends here; the next one is whole */
 	}
 	for (size_t i = 0; i < n; i++)
 		if (v[i].ended != NULL) {
@@ -1871,6 +1860,12 @@ recheck_step(relay *r)
 			end_session(cs[i], NULL);
 		}
 	arena_reset(r->ap.arena);
+	if (n < RECHECK_CHUNK) {
+		/* The round's last batch. */
+		r->rechecking = false;
+		r->next_recheck =
+		    ae_now_ms() + (int64_t)r->ap.cfg.session_recheck_s * 1000;
+	}
 	answer_ready(r);
 }
 
@@ -1952,8 +1947,6 @@ on_tick(ae_loop *l, long long id, void *data)
 	if (!r->stopping && now >= r->next_sweep) {
 		(void)presence_sweep(&r->ap, NULL);
 		r->next_sweep = now + SWEEP_MS;
-		r->next_recheck =
-		    now + (int64_t)r->ap.cfg.session_recheck_s * 1000;
 	}
 	if (r->sub == NULL && !r->stopping && now >= r->sub_retry_at)
 		sub_connect(r);
@@ -2295,6 +2288,7 @@ relay_run(const relay_opts *o)
 	r->next_hb = now + r->heartbeat_ms;
 	r->next_refresh = now + PRESENCE_REFRESH_S * 1000;
 	r->next_sweep = now + SWEEP_MS;
+	r->next_recheck = now + (int64_t)r->ap.cfg.session_recheck_s * 1000;
 	log_info("ready (pid %ld, tenant %s, %d descriptors, output cap %zu)",
 	    (long)getpid(), r->tenant, r->setsize - 64, r->max_output);
 	if (ae_run(r->loop) != 0) {

@@ -144,6 +144,12 @@ session_ended(req_ctx *c)
 	    c, R_UNAUTHORIZED, NULL, "this session has ended; sign in again");
 }
 
+static long long
+next_check(req_ctx *c)
+{
+	return mono_ms() + (long long)c->app->cfg.session_recheck_s * 1000;
+}
+
 /* The backstop for a lost session.ended: every session_recheck_s, the
  * waiting stream's own session or token is checked against PostgreSQL.
  * true when it has ended (sub->end_reason set). */
@@ -152,14 +158,13 @@ session_gone(req_ctx *c, stream_sub *sub, long long *next)
 {
 	auth_stream_cred v = { .session_id = sub->session_id,
 		.token_id = sub->token_id };
-	long long now = mono_ms();
 	arena *a;
 
 	if (sub->end_reason[0] != '\0')
 		return true;
-	if (now < *next)
+	if (mono_ms() < *next)
 		return false;
-	*next = now + (long long)c->app->cfg.session_recheck_s * 1000;
+	*next = next_check(c);
 	a = arena_new();
 	if (auth_check_streams(c->app->db, a, c->tenant.schema, &v, 1) ==
 	        R_SUCCESS &&
@@ -167,12 +172,6 @@ session_gone(req_ctx *c, stream_sub *sub, long long *next)
 		stream_sub_end(sub, v.ended);
 	arena_free(a);
 	return sub->end_reason[0] != '\0';
-}
-
-static long long
-next_check(req_ctx *c)
-{
-	return mono_ms() + (long long)c->app->cfg.session_recheck_s * 1000;
 }
 
 static rerr

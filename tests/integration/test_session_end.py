@@ -136,7 +136,7 @@ def expect_stream_ended(c, reason, t0, what):
     assert j.get("type") == "session.ended" and j.get("data", {}).get("reason") == reason, \
         f"{what}: {ev.data!r}, expected reason {reason!r}"
     assert c.wait_closed(2), f"{what}: the stream stayed open after session.ended ({mode()})"
-    later = [e for e in c.events if c.events.index(e) > c.events.index(ev)]
+    later = c.events[c.events.index(ev) + 1:]
     assert not later, f"{what}: events after session.ended: {later}"
 
 

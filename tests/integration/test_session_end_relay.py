@@ -13,6 +13,9 @@ Runs every test of test_session_end.py with roost-relay behind lighttpd
   reconnects: it re-checks every open stream's session then.
 - Every relay process: two relays on one Redis, a stream of the session on
   each; one logout ends both.
+- The periodic check runs at its interval when that is longer than the
+  relay's other timers (a relay checking every 7 s: a session revoked by
+  SQL alone ends within one interval and a little).
 - The periodic check goes through every stream when there are more than
   one batch of them (1,000 per query, one batch per loop turn): 1,200
   streams on the relay that checks every second, three of them revoked by
@@ -92,6 +95,25 @@ def logout_ends_the_sessions_streams_on_every_relay():
     expect_stream_ended(a, "logout", t0, "relay A")
     expect_stream_ended(b, "logout", t0, "relay B")
     other.stop()
+
+
+@rt_test
+def periodic_check_runs_at_a_longer_interval():
+    st = se.stack  # its own relay checks only hourly: this one every 7 s
+    relay = st.spawn_relay(env={"ROOST_SESSION_RECHECK_S": "7"}, name="recheck7")
+    try:
+        u, desk, mob, room, _ = member()
+        c = SSEClient(relay.port, token=desk)
+        se._open.append(c)
+        assert c.status == 200 and c.is_stream, (c.status, c.body[:200])
+        sid = session_id(st, desk)
+        api.sql(st, f"UPDATE sessions SET revoked_at = now(), revoked_reason = 'revoked' WHERE id = {int(sid)}")
+        t0 = time.monotonic()
+        ev = c.wait_for(is_ended, timeout=12, what="session.ended from a relay checking every 7 s")
+        assert (ev.json or {}).get("data", {}).get("reason") == "revoked", ev
+        assert ev.t - t0 <= 9, f"ended {ev.t - t0:.1f}s after the revocation (interval 7 s)"
+    finally:
+        relay.stop()
 
 
 def open_raw_sse(port, token):
