@@ -80,34 +80,44 @@ static void
 usage(FILE *f)
 {
 	fprintf(f,
-	    "usage: roost.fcgi [-c config] [-s host:port|/path.sock]\n"
+	    "usage: roost.fcgi [-c config] [-s host:port|/path.sock] "
+	    "[-L logfile]\n"
 	    "  Without -s, serves the FastCGI listening socket on fd 0\n"
 	    "  (mod_fcgid, lighttpd bin-path, spawn-fcgi), or the one\n"
 	    "  systemd passes (LISTEN_FDS, roost-fcgi.socket).\n"
 	    "  -s listens itself: a unix socket (mode 0660) or "
-	    "127.0.0.1:port.\n");
+	    "127.0.0.1:port.\n"
+	    "  -L appends the log to a file (created 0640) instead of\n"
+	    "  stderr, which spawn-fcgi sends to /dev/null.\n");
 }
 
 int
 main(int argc, char **argv)
 {
-	const char *config = NULL, *listen_on = NULL;
+	const char *config = NULL, *listen_on = NULL, *log_file = NULL;
 	char err[512];
 	FCGX_Request rq;
 	struct sigaction sa;
 	app ap;
 	int opt, sock = 0;
 
-	while ((opt = getopt(argc, argv, "c:s:hV")) != -1) {
+	while ((opt = getopt(argc, argv, "c:s:L:hV")) != -1) {
 		switch (opt) {
 		case 'c': config = optarg; break;
 		case 's': listen_on = optarg; break;
+		case 'L': log_file = optarg; break;
 		case 'V': printf("roost.fcgi %s\n", PACKAGE_VERSION); return 0;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 64;
 		}
 	}
 	log_init("roost.fcgi", LOG_INFO);
+	if (log_file != NULL && log_to_file(log_file) != 0) {
+		/* stderr may still be /dev/null: the exit status says it. */
+		fprintf(stderr, "roost.fcgi: cannot open the log %s: %s\n",
+		    log_file, strerror(errno));
+		return 73;
+	}
 	if (FCGX_Init() != 0) {
 		log_error("FCGX_Init failed");
 		return 70;

@@ -15,6 +15,13 @@ typedef enum { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR } log_level;
 void log_init(const char *progname, log_level min);
 void log_set_level(log_level min);
 
+/* Sends stderr, and so every record, to the file at path: opened for
+ * appending (several processes may share it: one write per record), made
+ * 0640 if it does not exist (an existing file keeps its mode and owner).
+ * For front ends whose stderr goes nowhere (spawn-fcgi sends it to
+ * /dev/null). Returns 0, or -1 with errno set. */
+int log_to_file(const char *path);
+
 /* Parses "debug", "info", "warn", "error"; returns -1 when unknown. */
 int log_level_parse(const char *s);
 

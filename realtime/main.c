@@ -41,11 +41,13 @@ usage(FILE *f)
 {
 	fprintf(f,
 	    "usage: roost-relay [-c config] [-l 127.0.0.1:PORT | -l "
-	    "/path.sock] [-w N] [-A] [-V] [-h]\n"
+	    "/path.sock] [-w N] [-A] [-L logfile] [-V] [-h]\n"
 	    "  -l  where to listen (default $ROOST_RELAY_LISTEN, else %s)\n"
 	    "  -w  run N worker processes sharing the port (SO_REUSEPORT)\n"
 	    "  -A  allow a non-loopback address (normally the relay sits "
 	    "behind the web server's proxy)\n"
+	    "  -L  append the log to a file (created 0640) instead of "
+	    "stderr\n"
 	    "  Environment: ROOST_* as for roost.fcgi; "
 	    "ROOST_RELAY_MAX_OUTPUT (bytes\n"
 	    "  queued for one slow client before it is dropped, default "
@@ -276,7 +278,7 @@ supervise(supervisor *s)
 int
 main(int argc, char **argv)
 {
-	const char *listen_on = NULL;
+	const char *listen_on = NULL, *log_file = NULL;
 	static roost_config cfg;
 	static supervisor s;
 	relay_opts o = { .listen_fd = -1 };
@@ -287,14 +289,16 @@ main(int argc, char **argv)
 
 	/* A hangup of the terminal that started it, or a habitual
 	 * `kill -HUP`, must not stop the streams: the relay reads its
-	 * configuration once and logs to stderr, so there is nothing to
-	 * reload or reopen. Workers inherit this. */
+	 * configuration once and logs to stderr (or -L's file, opened for
+	 * appending: logrotate's copytruncate suits it), so there is nothing
+	 * to reload or reopen. Workers inherit this. */
 	signal(SIGHUP, SIG_IGN);
-	while ((opt = getopt(argc, argv, "c:l:w:AVh")) != -1) {
+	while ((opt = getopt(argc, argv, "c:l:w:L:AVh")) != -1) {
 		switch (opt) {
 		case 'c': o.config = optarg; break;
 		case 'l': listen_on = optarg; break;
 		case 'A': allow_any = true; break;
+		case 'L': log_file = optarg; break;
 		case 'w':
 			if (parse_size(optarg, 1, MAX_WORKERS, &workers) != 0) {
 				fprintf(stderr, "roost-relay: -w takes 1..%d\n",
@@ -312,6 +316,11 @@ main(int argc, char **argv)
 		return 64;
 	}
 	log_init("roost-relay", LOG_INFO);
+	if (log_file != NULL && log_to_file(log_file) != 0) {
+		fprintf(stderr, "roost-relay: cannot open the log %s: %s\n",
+		    log_file, strerror(errno));
+		return 73;
+	}
 	raise_fd_limit();
 	/* ROOST_RELAY_LISTEN and ROOST_RELAY_MAX_OUTPUT, from the
 	 * environment or the config file like every other key. */

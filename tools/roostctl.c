@@ -291,6 +291,7 @@ typedef struct probe {
 	long long start_ms, first_byte_ms; /* first_byte_ms: -1 when none */
 	char content_type[128];
 	char location[256]; /* of a redirect */
+	char served_by[32]; /* X-Roost-Served-By of an event stream */
 	char body[512];     /* the first bytes of the body, NUL-terminated */
 	size_t body_len;
 	bool stop_at_first_bytes;
@@ -332,10 +333,13 @@ probe_header(char *data, size_t size, size_t n, void *ctx)
 	if (len >= 5 && strncmp(data, "HTTP/", 5) == 0) {
 		p->content_type[0] = '\0';
 		p->location[0] = '\0';
+		p->served_by[0] = '\0';
 	}
 	header_value(data, len, "Content-Type:", p->content_type,
 	    sizeof(p->content_type));
 	header_value(data, len, "Location:", p->location, sizeof(p->location));
+	header_value(data, len, "X-Roost-Served-By:", p->served_by,
+	    sizeof(p->served_by));
 	return len;
 }
 
@@ -408,9 +412,10 @@ probe_refused(CURLcode rc)
 }
 
 /* The relay's own health route, straight to it (not through the web
- * server). Returns 1 when the check failed. */
+ * server). *up: whether a relay answered. Returns 1 when the check
+ * failed. */
 static int
-check_relay(app *ap)
+check_relay(app *ap, bool *up)
 {
 	const char *conf = ap->cfg.relay_url;
 	const char *base = conf ? conf : CONFIG_DEFAULT_RELAY_URL;
@@ -433,6 +438,7 @@ check_relay(app *ap)
 	if (p.rc == CURLE_OK && p.status == 200 &&
 	    strstr(p.body, "\"status\":\"ok\"") != NULL) {
 		printf("ok   relay: %s answers %s\n", base, p.body);
+		*up = true;
 		return 0;
 	}
 	if (conf == NULL && probe_refused(p.rc)) {
@@ -562,14 +568,68 @@ print_buffering_fix(void)
 	       "                 /api/v1/events\n");
 }
 
-/* GET <public>/api/v1/events as an SSE client, through the web server,
- * timing the first bytes. Returns 1 when the check failed. */
+static void
+print_cgipassauth_fix(void)
+{
+	printf("     Roost did not see the Authorization header. Apache "
+	       "passes it to FastCGI\n"
+	       "     and CGI only with \"CGIPassAuth On\" "
+	       "(httpd-conf/apache-*.conf): without it\n"
+	       "     every API token and bearer session gets 401\n");
+}
+
+/* GET <public>/api/v1/me with the temporary API token, through the web
+ * server to roost.fcgi: the Authorization header must reach the workers
+ * (the event stream may go to the relay by another path, so it does not
+ * tell). Returns 1 when the check failed. */
 static int
-check_stream(app *ap)
+check_api(app *ap, const char *base, const char *tok)
+{
+	const char *url = arena_printf(ap->arena, "%s/api/v1/me", base);
+	struct curl_slist *h = NULL;
+	probe p;
+
+	h = curl_slist_append(
+	    h, arena_printf(ap->arena, "Authorization: Bearer %s", tok));
+	probe_get(&p, url, NULL, h, false);
+	curl_slist_free_all(h);
+	if (p.rc == CURLE_OK && p.status == 200 &&
+	    strstr(p.body, "\"email\"") != NULL) {
+		printf("ok   api: %s answered 200 to an API token "
+		       "(Authorization reaches roost.fcgi)\n",
+		    url);
+		return 0;
+	}
+	if (p.status == 0)
+		printf("FAIL api: %s: %s; is ROOST_PUBLIC_URL the address "
+		       "browsers use?\n",
+		    url, p.curl_err);
+	else if (p.status == 401) {
+		printf("FAIL api: %s answered 401 to a valid API token\n", url);
+		print_cgipassauth_fix();
+	} else if (p.status >= 300 && p.status < 400)
+		printf("FAIL api: %s answered %ld, to %s; set ROOST_PUBLIC_URL "
+		       "to the address\n"
+		       "     browsers end up at (https://...?)\n",
+		    url, p.status, p.location[0] ? p.location : "(nowhere)");
+	else
+		printf("FAIL api: %s answered %ld (%.80s); /api/ must reach "
+		       "roost.fcgi\n",
+		    url, p.status, p.body);
+	return 1;
+}
+
+/* GET <public>/api/v1/events as an SSE client, through the web server,
+ * timing the first bytes, and who served it: with a relay up, the web
+ * server must send the stream there. Returns the number of failed
+ * checks (api and stream). */
+static int
+check_stream(app *ap, bool relay_up)
 {
 	const char *base = ap->cfg.public_url, *tok, *url;
 	struct curl_slist *h = NULL;
 	char tok_id[32];
+	int failed;
 	probe p;
 
 	if (base == NULL) {
@@ -582,6 +642,7 @@ check_stream(app *ap)
 	}
 	if ((tok = check_token(ap, tok_id, sizeof(tok_id))) == NULL)
 		return 1;
+	failed = check_api(ap, base, tok);
 	url = arena_printf(ap->arena, "%s/api/v1/events", base);
 	h = curl_slist_append(h, "Accept: text/event-stream");
 	h = curl_slist_append(h, "Cache-Control: no-cache");
@@ -593,10 +654,25 @@ check_stream(app *ap)
 
 	if (p.first_byte_ms >= 0 && p.status == 200 &&
 	    strncmp(p.content_type, "text/event-stream", 17) == 0) {
+		if (relay_up && strcmp(p.served_by, "roost-relay") != 0 &&
+		    p.served_by[0] != '\0') {
+			printf(
+			    "FAIL stream: %s was served by %s, not by "
+			    "roost-relay: the web server\n"
+			    "     sends /api/v1/events to the workers, where "
+			    "every waiting client holds a\n"
+			    "     whole process. Give /api/v1/events to the "
+			    "relay (the sample's \"Realtime\n"
+			    "     events\" part), or set ROOST_RELAY_URL = "
+			    "none if there is to be no relay\n",
+			    url, p.served_by);
+			return failed + 1;
+		}
 		printf("ok   stream: %s sent its first event-stream bytes "
-		       "after %lld ms (unbuffered)\n",
-		    url, p.first_byte_ms);
-		return 0;
+		       "after %lld ms (unbuffered), served by %s\n",
+		    url, p.first_byte_ms,
+		    p.served_by[0] ? p.served_by : "an unnamed program");
+		return failed;
 	}
 	if (p.rc == CURLE_OPERATION_TIMEDOUT) {
 		if (p.status == 0)
@@ -608,30 +684,25 @@ check_stream(app *ap)
 			       "no event-stream bytes within %d ms\n",
 			    url, p.status, p.content_type, PROBE_WAIT_MS);
 		print_buffering_fix();
-		return 1;
+		return failed + 1;
 	}
 	if (p.status == 0) {
 		printf("FAIL stream: %s: %s; is ROOST_PUBLIC_URL the address "
 		       "browsers use?\n",
 		    url, p.curl_err);
-		return 1;
+		return failed + 1;
 	}
 	if (p.status == 401) {
-		printf("FAIL stream: %s answered 401: Roost did not see the "
-		       "check's\n"
-		       "     Authorization header. Apache passes it to "
-		       "FastCGI and CGI only with\n"
-		       "     \"CGIPassAuth On\" (httpd-conf/apache-*.conf); "
-		       "API tokens need it too\n",
-		    url);
-		return 1;
+		printf("FAIL stream: %s answered 401\n", url);
+		print_cgipassauth_fix();
+		return failed + 1;
 	}
 	if (p.status >= 300 && p.status < 400) {
 		printf("FAIL stream: %s answered %ld, to %s; set "
 		       "ROOST_PUBLIC_URL to the address\n"
 		       "     browsers end up at (https://...?)\n",
 		    url, p.status, p.location[0] ? p.location : "(nowhere)");
-		return 1;
+		return failed + 1;
 	}
 	if (p.status != 200) {
 		printf("FAIL stream: %s answered %ld (%.80s); /api/v1/events "
@@ -639,13 +710,13 @@ check_stream(app *ap)
 		       "     roost.fcgi (is the relay running? is "
 		       "ROOST_PUBLIC_URL right?)\n",
 		    url, p.status, p.body);
-		return 1;
+		return failed + 1;
 	}
 	printf("FAIL stream: %s answered 200 %s, not text/event-stream: the "
 	       "Accept header\n"
 	       "     did not reach Roost, or this URL is not Roost's\n",
 	    url, p.content_type[0] ? p.content_type : "(no Content-Type)");
-	return 1;
+	return failed + 1;
 }
 
 static int
@@ -655,6 +726,7 @@ cmd_check(app *ap)
 	char err[1024];
 	redisReply *r;
 	PGresult *res;
+	bool relay_up = false;
 	int failed = 0;
 	rerr e;
 
@@ -720,8 +792,8 @@ cmd_check(app *ap)
 		printf("FAIL relay, stream: libcurl cannot start\n");
 		return EX_FAIL;
 	}
-	failed += check_relay(ap);
-	failed += check_stream(ap);
+	failed += check_relay(ap, &relay_up);
+	failed += check_stream(ap, relay_up);
 	curl_global_cleanup();
 	return failed ? EX_FAIL : 0;
 }

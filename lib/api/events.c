@@ -333,11 +333,20 @@ out_send(req_ctx *c, const char *s, size_t n)
 	return ap->out_flush ? ap->out_flush(ap->out_ctx) : 0;
 }
 
+/* The SSE head. X-Roost-Served-By names the program that holds the
+ * stream, so that roostctl check can tell whether the web server sends
+ * /api/v1/events to roost-relay or to the workers (no version, no host). */
 static void
 sse_headers(req_ctx *c)
 {
+	const char *fe = c->app->frontend;
+
 	http_set_header(c->res, c->a, "Content-Type", "text/event-stream");
 	http_set_header(c->res, c->a, "X-Accel-Buffering", "no");
+	http_set_header(c->res, c->a, "X-Roost-Served-By",
+	    strcmp(fe, "relay") == 0     ? "roost-relay"
+	        : strcmp(fe, "cgi") == 0 ? "roost.cgi"
+	                                 : "roost.fcgi");
 	c->res->status = 200;
 }
 

@@ -182,6 +182,67 @@ def fcgi_ignores_listen_fds_meant_for_another_process():
             stop(proc)
 
 
+@test
+def fcgi_and_relay_log_to_a_file_of_their_own_with_l():
+    """-L: spawn-fcgi sends the workers' stderr to /dev/null, so a config
+    error was only "child exited with: 78". With -L the lines go to a file
+    made 0640, appended to by every process; a file that cannot be opened
+    is exit status 73 with the reason on stderr."""
+    d = tempfile.mkdtemp(dir=stack.dir)
+    os.chmod(d, 0o755)
+    log = os.path.join(d, "roost-fcgi.log")
+    sock = os.path.join(d, "l.sock")
+    old = os.umask(0o022)
+    try:
+        proc = subprocess.Popen([FCGI, "-s", sock, "-L", log], env=fcgi_env(),
+                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, start_new_session=True)
+    finally:
+        os.umask(old)
+    try:
+        wait_until(lambda: os.path.exists(sock) or proc.poll() is not None, timeout=15,
+                   what="roost.fcgi -L listening")
+        st, _, _ = wait_until(lambda: fcgi_get(sock, "/api/v1/health"), timeout=15,
+                              what="roost.fcgi -L answering")
+        assert st == 200
+    finally:
+        stop(proc)
+    assert proc.stderr.read() == b"", "stderr stays empty: the lines went to the file"
+    mode = stat.S_IMODE(os.stat(log).st_mode)
+    assert mode == 0o640, oct(mode)
+    with open(log) as f:
+        text = f.read()
+    assert re.search(r"roost\.fcgi\[\d+\] info ready", text), text
+    # a broken config: the reason is in the file, not lost
+    e = fcgi_env()
+    e["ROOST_JWT_SECRET"] = "short"
+    p = subprocess.run([FCGI, "-s", sock, "-L", log], env=e, capture_output=True, timeout=30)
+    assert p.returncode == 78, p
+    with open(log) as f:
+        tail = f.read()[len(text):]
+    assert "cannot start" in tail and "ROOST_JWT_SECRET" in tail, tail
+    # appended, not replaced; a mode set by the admin is kept
+    os.chmod(log, 0o600)
+    p = subprocess.run([FCGI, "-s", sock, "-L", log], env=e, capture_output=True, timeout=30)
+    assert stat.S_IMODE(os.stat(log).st_mode) == 0o600
+    with open(log) as f:
+        assert f.read().startswith(text)
+    # the relay takes -L too
+    rlog = os.path.join(d, "relay.log")
+    p = subprocess.run([os.path.join(BUILD_DIR, "roost-relay"), "-L", rlog, "-l", "127.0.0.1:1"],
+                       env=e, capture_output=True, timeout=30)
+    assert p.returncode == 78 and p.stderr == b"", p
+    assert stat.S_IMODE(os.stat(rlog).st_mode) == 0o640
+    with open(rlog) as f:
+        assert "roost-relay" in f.read()
+    # a log that cannot be opened
+    for prog in (FCGI, os.path.join(BUILD_DIR, "roost-relay")):
+        p = subprocess.run([prog, "-L", os.path.join(d, "no", "such", "dir.log")], env=fcgi_env(),
+                           capture_output=True, timeout=30)
+        assert p.returncode == 73, (prog, p)
+        assert b"cannot open the log" in p.stderr and b"No such file" in p.stderr, p.stderr
+
+
 # ------------------------------------------------------------ make install
 
 def make(*args, timeout=600):
@@ -465,13 +526,15 @@ http {{
 """
             argv = [shutil.which("nginx") or "/usr/sbin/nginx", "-p", d, "-e", self.log, "-c", conf]
         else:
-            text = f"""server.modules = ("mod_proxy")
+            route = "" if "fastcgi.server" in lines else \
+                f'proxy.server = ("" => (("host" => "127.0.0.1", "port" => {stack.port})))'
+            text = f"""server.modules = ("mod_proxy", "mod_fastcgi")
 server.bind = "127.0.0.1"
 server.port = {self.port}
 server.document-root = "{self.dir}"
 server.errorlog = "{self.log}"
 {lines}
-proxy.server = ("" => (("host" => "127.0.0.1", "port" => {stack.port})))
+{route}
 """
             argv = [shutil.which("lighttpd") or "/usr/sbin/lighttpd", "-D", "-f", conf]
         with open(conf, "w") as f:
@@ -510,7 +573,10 @@ def check_passes_through_a_streaming_lighttpd():
     assert rc == 0, out + err
     assert f"ok   relay: http://127.0.0.1:{stack.relay_port} answers" in out, out
     assert re.search(r"ok   stream: http://127\.0\.0\.1:\d+/api/v1/events sent its first "
-                     r"event-stream bytes after \d+ ms", out), out
+                     r"event-stream bytes after \d+ ms \(unbuffered\), served by roost-relay\n",
+                     out), out
+    assert re.search(r"ok   api: http://127\.0\.0\.1:\d+/api/v1/me answered 200 to an API token",
+                     out), out
     assert took < 10, took
     assert check_tokens_left() == "0", "the temporary API token is gone"
     # a trailing slash and a config file work the same
@@ -520,6 +586,69 @@ def check_passes_through_a_streaming_lighttpd():
                 f"ROOST_PUBLIC_URL = \"{stack.url_base}/\"\n")
     rc, out, err, _ = check(args=("-c", path))
     assert rc == 0 and "ok   stream" in out, out + err
+
+
+@test
+def check_fails_when_the_stream_reaches_the_workers_not_the_relay():
+    """A web server that hands /api/v1/events to roost.fcgi while a relay
+    runs: every stream then holds a worker. The SSE head names who served
+    it, and the check compares."""
+    d = tempfile.mkdtemp(dir=stack.dir)
+    e = fcgi_env()
+    # a worker holding the check's stream sees the client gone at its
+    # next heartbeat: soon, so that the second check finds one free
+    e["ROOST_SSE_HEARTBEAT_S"] = "1"
+    socks = [os.path.join(d, f"w{i}.sock") for i in range(2)]
+    procs = [subprocess.Popen([FCGI, "-s", p], env=e, stdin=subprocess.DEVNULL,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              start_new_session=True) for p in socks]
+    hosts = ", ".join(f'("socket" => "{p}", "check-local" => "disable")' for p in socks)
+    lines = ('server.stream-response-body = 2\n'
+             f'fastcgi.server = ("/api/" => ({hosts}))')
+    try:
+        for p in socks:
+            wait_until(lambda: os.path.exists(p), timeout=15, what=f"roost.fcgi on {p}")
+        _check_served_by_workers(lines)
+    finally:
+        for p in procs:
+            stop(p)
+    assert check_tokens_left() == "0"
+
+
+def _check_served_by_workers(lines):
+    with Proxy("lighttpd", lines) as px:
+        rc, out, err, _ = check(good_env(px.url))
+        assert rc == 1, out + err
+        assert f"FAIL stream: {px.url}/api/v1/events was served by roost.fcgi, not by " \
+               "roost-relay" in out, out
+        assert "ok   api:" in out, out
+        # without a relay that is the deployment
+        time.sleep(1.5)
+        rc, out, err, _ = check({"ROOST_RELAY_URL": "none", "ROOST_PUBLIC_URL": px.url})
+        assert rc == 0, out + err
+        assert "(unbuffered), served by roost.fcgi" in out, out
+
+
+@test
+def check_fails_when_authorization_does_not_reach_the_workers():
+    """Apache without CGIPassAuth: mod_fcgid never sees Authorization, but
+    the stream goes to the relay through mod_proxy, which passes it, so a
+    stream check alone said ok. Here nginx drops the header for all but
+    /api/v1/events, as such an Apache does."""
+    lines = f"""proxy_set_header Authorization "";
+            location /api/v1/events {{
+                proxy_pass http://127.0.0.1:{stack.port};
+                proxy_set_header Authorization $http_authorization;
+                proxy_buffering off;
+                proxy_read_timeout 120s;
+            }}"""
+    with Proxy("nginx", lines) as px:
+        rc, out, err, _ = check(good_env(px.url))
+    assert rc == 1, out + err
+    assert f"FAIL api: {px.url}/api/v1/me answered 401 to a valid API token" in out, out
+    assert "CGIPassAuth On" in out, out
+    assert "ok   stream:" in out and "served by roost-relay" in out, out
+    assert check_tokens_left() == "0"
 
 
 @test
