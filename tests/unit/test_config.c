@@ -12,8 +12,8 @@ static const char *vars[] = { "ROOST_DATABASE_URL", "ROOST_REDIS_URL",
 	"ROOST_SQL_DIR", "ROOST_BASE_PATH", "ROOST_LOG_LEVEL",
 	"ROOST_BODY_LIMIT", "ROOST_STATEMENT_TIMEOUT_MS",
 	"ROOST_CONNECT_TIMEOUT", "ROOST_MIGRATE_ON_START", "ROOST_PG_PREPARED",
-	"ROOST_PUBLIC_URL", "ROOST_HSTS_MAX_AGE", "ROOST_HSTS_INCLUDE_SUBDOMAINS",
-	"ROOST_CONFIG", NULL };
+	"ROOST_PUBLIC_URL", "ROOST_HSTS_MAX_AGE",
+	"ROOST_HSTS_INCLUDE_SUBDOMAINS", "ROOST_CONFIG", NULL };
 
 static void
 clear(void)
@@ -152,7 +152,8 @@ main(void)
 	    "negative max-age refused");
 	setenv("ROOST_PUBLIC_URL", "ftp://chat.example.org", 1);
 	unsetenv("ROOST_HSTS_MAX_AGE");
-	ok(config_load(&c, NULL, err, sizeof(err)) != 0, "ftp public URL refused");
+	ok(config_load(&c, NULL, err, sizeof(err)) != 0,
+	    "ftp public URL refused");
 
 	clear();
 	f = write_file("ROOST_NOPE = 1\n");
