@@ -223,14 +223,19 @@ req_ratelimit_headers(req_ctx *c, const rl_result *r)
 }
 
 void
-app_answer_headers(http_response *res, arena *a, const char *request_id,
-    bool event_stream, const rl_result *rl)
+app_answer_headers(const roost_config *cfg, http_response *res, arena *a,
+    const char *request_id, bool event_stream, const rl_result *rl)
 {
 	if (request_id != NULL && *request_id != '\0')
 		http_set_header(res, a, "X-Request-Id", request_id);
 	http_set_header(
 	    res, a, "Cache-Control", event_stream ? "no-cache" : "no-store");
 	http_set_header(res, a, "X-Content-Type-Options", "nosniff");
+	/* On every answer, whatever the transport of this hop: behind a
+	 * proxy that ends TLS the request arrives as plain HTTP, yet the
+	 * browser is on HTTPS (and ignores the header over plain HTTP). */
+	if (cfg->hsts[0] != '\0')
+		http_set_header(res, a, "Strict-Transport-Security", cfg->hsts);
 	/* A 503 (PostgreSQL or Redis down) says when to try again; a 429
 	 * gets the end of its window below. */
 	if (res->status == 503)
@@ -450,7 +455,7 @@ app_handle(app *ap, char *const *envp, http_read_fn read_fn, void *read_ctx,
 	/* A handler that wrote its own response (a worker's SSE stream)
 	 * put these on its head already. */
 	if (!ap->response_sent)
-		app_answer_headers(res, c.a, req.request_id,
+		app_answer_headers(&ap->cfg, res, c.a, req.request_id,
 		    ap->handoff.active && ap->handoff.sse, c.rl);
 	if (ap->handoff.active && c.rl != NULL) {
 		ap->handoff.has_rl = true;

@@ -155,11 +155,12 @@ void req_ratelimit_headers(req_ctx *c, const struct rl_result *r);
  * Cache-Control (no-cache for an event stream, which proxies expect of
  * SSE; no-store for everything else), X-Content-Type-Options: nosniff,
  * and, when rl is not NULL, X-RateLimit-Limit, -Remaining, -Reset and
- * (when limited) Retry-After; Retry-After: 1 on a 503. Nothing else sets
- * them, so they are added once per answer, when it is complete.
- * request_id may be NULL only when the answer has none to give. */
-void app_answer_headers(http_response *res, arena *a, const char *request_id,
-    bool event_stream, const rl_result *rl);
+ * (when limited) Retry-After; Retry-After: 1 on a 503; and
+ * Strict-Transport-Security when cfg's public URL is https (cfg->hsts).
+ * Nothing else sets them, so they are added once per answer, when it is
+ * complete. request_id may be NULL only when the answer has none to give. */
+void app_answer_headers(const roost_config *cfg, http_response *res, arena *a,
+    const char *request_id, bool event_stream, const rl_result *rl);
 
 /* fail() for an error a JSON reader reported. The readers' messages are
  * predicates ("is too long"), so the field's name leads the text. */

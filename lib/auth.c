@@ -416,7 +416,10 @@ set_cookies(req_ctx *c, const char *jwt, const char *csrf, int64_t max_age)
 {
 	const char *path =
 	    c->app->cfg.base_path[0] ? c->app->cfg.base_path : "/";
-	const char *secure = c->req->https ? "; Secure" : "";
+	/* Secure when this request came over HTTPS, and always when the
+	 * public URL is https (a proxy may end TLS and speak plain HTTP). */
+	const char *secure =
+	    c->req->https || c->app->cfg.public_https ? "; Secure" : "";
 
 	http_set_header(c->res, c->a, "Set-Cookie",
 	    arena_printf(c->a,

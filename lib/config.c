@@ -58,6 +58,8 @@ static const key keys[] = {
 	    1LL << 30),
 	STR("ROOST_RELAY_URL", relay_url),
 	STR("ROOST_PUBLIC_URL", public_url),
+	NUM("ROOST_HSTS_MAX_AGE", K_INT, hsts_max_age, 0, 63072000),
+	NUM("ROOST_HSTS_INCLUDE_SUBDOMAINS", K_BOOL, hsts_subdomains, 0, 1),
 };
 
 static void seterr(char *err, size_t errlen, const char *fmt, ...)
@@ -281,6 +283,16 @@ validate_urls(roost_config *c, char *err, size_t errlen)
 		    "http(s)://host[:port][/path]");
 		return -1;
 	}
+	/* Decided once here: whether browsers use HTTPS, and the HSTS
+	 * header's value. A request's own HTTPS variable cannot tell behind
+	 * a proxy that ends TLS and speaks plain HTTP to Roost. */
+	c->public_https =
+	    c->public_url != NULL && strncmp(c->public_url, "https://", 8) == 0;
+	c->hsts[0] = '\0';
+	if (c->public_https)
+		snprintf(c->hsts, sizeof(c->hsts), "max-age=%d%s",
+		    c->hsts_max_age,
+		    c->hsts_subdomains ? "; includeSubDomains" : "");
 	return 0;
 }
 
@@ -347,6 +359,7 @@ config_load(roost_config *c, const char *file, char *err, size_t errlen)
 	c->sse_max_s = 300;
 	c->session_recheck_s = 10;
 	c->relay_max_output = CONFIG_DEFAULT_RELAY_MAX_OUTPUT;
+	c->hsts_max_age = 31536000; /* one year */
 
 	if (file == NULL)
 		file = getenv("ROOST_CONFIG");

@@ -53,7 +53,16 @@ typedef struct roost_config {
 	                   * "none"; unset means CONFIG_DEFAULT_RELAY_URL */
 	char *public_url; /* ROOST_PUBLIC_URL: http(s)://host[/base], the
 	                   * address browsers use; no trailing '/' */
-	char *source;     /* the file read, or NULL */
+	/* Derived from public_url when the config is loaded: browsers reach
+	 * Roost over HTTPS (even if a TLS-terminating proxy speaks plain
+	 * HTTP to it). Then the session cookies are always Secure and every
+	 * answer carries Strict-Transport-Security (docs/deploy.md, "TLS"). */
+	bool public_https;
+	int hsts_max_age;     /* ROOST_HSTS_MAX_AGE: seconds, 31536000;
+	                       * 0 tells browsers to forget the policy */
+	bool hsts_subdomains; /* ROOST_HSTS_INCLUDE_SUBDOMAINS: 0/1 */
+	char hsts[64];        /* the header's value, "" when not sent */
+	char *source;         /* the file read, or NULL */
 } roost_config;
 
 /* Loads defaults, then file (may be NULL: then ROOST_CONFIG if set), then

@@ -498,8 +498,8 @@ respond_json(conn *c, int status, const char *body, const char *allow,
 	http_set_header(&res, a, "Content-Type", "application/json");
 	if (allow != NULL)
 		http_set_header(&res, a, "Allow", allow);
-	app_answer_headers(
-	    &res, a, c->request_id, false, c->has_rl ? &c->rl : NULL);
+	app_answer_headers(&c->r->ap.cfg, &res, a, c->request_id, false,
+	    c->has_rl ? &c->rl : NULL);
 	buf_puts(&res.body, body);
 	write_app_response(c, &res, keep_alive, minor, false);
 	http_response_free(&res);

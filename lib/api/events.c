@@ -368,7 +368,8 @@ blocking_sse(req_ctx *c, waiter *w, const buf *backlog)
 
 	sse_headers(c);
 	/* Written here, before app_handle would: the same headers. */
-	app_answer_headers(c->res, c->a, c->req->request_id, true, c->rl);
+	app_answer_headers(
+	    &ap->cfg, c->res, c->a, c->req->request_id, true, c->rl);
 	/* The head in CGI form, then the backlog. */
 	buf_printf(&head, "Status: 200 OK\r\n");
 	for (size_t i = 0; i < c->res->n_headers; i++)

@@ -20,6 +20,8 @@ Token values for a site (the same names `make install` fills in):
                     loopback only; its `listen` takes address:port)
     @SERVER_NAME@   roost.test
     @RELAY@         127.0.0.1:<the stack's roost-relay port>
+    @TLS_PORT@      another free port (the TLS variants; nginx: 127.0.0.1:PORT)
+    @TLS_CERT_DIR@  SITE/tls (fullchain.pem, privkey.pem: test_tls.py makes them)
 
 The servers run as root and switch to www-data (Apache, nginx, lighttpd
 and what they start); spawn-fcgi runs roost.fcgi as nobody:nogroup with
@@ -41,7 +43,7 @@ from harness import BUILD_DIR, REPO, free_port
 SRC_DIR = os.path.abspath(os.environ.get("ROOST_SRC_DIR") or REPO)
 CONF_DIR = os.path.join(SRC_DIR, "httpd-conf")
 TOKENS = ("bindir", "pkgdatadir", "sysconfdir", "runstatedir", "localstatedir",
-          "PORT", "SERVER_NAME", "RELAY")
+          "PORT", "SERVER_NAME", "RELAY", "TLS_PORT", "TLS_CERT_DIR")
 TOKEN_RE = re.compile(r"@([A-Za-z_]+)@")
 
 APACHE = "/usr/sbin/apache2"
@@ -205,9 +207,12 @@ class Site:
             "PORT": str(self.port),
             "SERVER_NAME": server_name,
             "RELAY": f"127.0.0.1:{stack.relay_port}",
+            "TLS_PORT": str(free_port()),
+            "TLS_CERT_DIR": os.path.join(d, "tls"),
         }
         for sub in ("etc/roost", "run/roost", "var/log/apache2", "var/log/nginx",
-                    "var/log/lighttpd", "var/cache/lighttpd/uploads", "var/lib/nginx", "conf"):
+                    "var/log/lighttpd", "var/cache/lighttpd/uploads", "var/lib/nginx", "conf",
+                    "tls", "var/www/letsencrypt/.well-known/acme-challenge"):
             os.makedirs(os.path.join(d, sub), exist_ok=True)
         for root, dirs, _ in os.walk(d):
             for x in dirs:

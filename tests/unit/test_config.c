@@ -1,6 +1,7 @@
 /* Unit tests: lib/config (environment, file, precedence, validation). */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -11,7 +12,8 @@ static const char *vars[] = { "ROOST_DATABASE_URL", "ROOST_REDIS_URL",
 	"ROOST_SQL_DIR", "ROOST_BASE_PATH", "ROOST_LOG_LEVEL",
 	"ROOST_BODY_LIMIT", "ROOST_STATEMENT_TIMEOUT_MS",
 	"ROOST_CONNECT_TIMEOUT", "ROOST_MIGRATE_ON_START", "ROOST_PG_PREPARED",
-	"ROOST_CONFIG", NULL };
+	"ROOST_PUBLIC_URL", "ROOST_HSTS_MAX_AGE",
+	"ROOST_HSTS_INCLUDE_SUBDOMAINS", "ROOST_CONFIG", NULL };
 
 static void
 clear(void)
@@ -117,6 +119,41 @@ main(void)
 	is_str(c.source, f, "source recorded");
 	config_free(&c);
 	unlink(f);
+
+	/* TLS: decided once from the public URL (docs/deploy.md, "TLS"). */
+	clear();
+	ok(config_load(&c, NULL, err, sizeof(err)) == 0 && !c.public_https &&
+	        c.hsts[0] == '\0',
+	    "no public URL: no HSTS");
+	config_free(&c);
+	setenv("ROOST_PUBLIC_URL", "http://chat.example.org", 1);
+	ok(config_load(&c, NULL, err, sizeof(err)) == 0 && !c.public_https &&
+	        c.hsts[0] == '\0',
+	    "http public URL: no HSTS");
+	config_free(&c);
+	setenv("ROOST_PUBLIC_URL", "https://chat.example.org/", 1);
+	ok(config_load(&c, NULL, err, sizeof(err)) == 0 && c.public_https,
+	    "https public URL");
+	is_str(c.hsts, "max-age=31536000", "HSTS for a year, this host only");
+	config_free(&c);
+	setenv("ROOST_HSTS_MAX_AGE", "300", 1);
+	setenv("ROOST_HSTS_INCLUDE_SUBDOMAINS", "yes", 1);
+	ok(config_load(&c, NULL, err, sizeof(err)) == 0, "HSTS settings load");
+	is_str(c.hsts, "max-age=300; includeSubDomains", "HSTS settings used");
+	config_free(&c);
+	setenv("ROOST_HSTS_MAX_AGE", "0", 1);
+	ok(config_load(&c, NULL, err, sizeof(err)) == 0 &&
+	        strncmp(c.hsts, "max-age=0;", 10) == 0,
+	    "max-age=0 (browsers forget the policy) is sent");
+	config_free(&c);
+	setenv("ROOST_HSTS_MAX_AGE", "-1", 1);
+	ok(config_load(&c, NULL, err, sizeof(err)) != 0 &&
+	        strstr(err, "ROOST_HSTS_MAX_AGE") != NULL,
+	    "negative max-age refused");
+	setenv("ROOST_PUBLIC_URL", "ftp://chat.example.org", 1);
+	unsetenv("ROOST_HSTS_MAX_AGE");
+	ok(config_load(&c, NULL, err, sizeof(err)) != 0,
+	    "ftp public URL refused");
 
 	clear();
 	f = write_file("ROOST_NOPE = 1\n");
