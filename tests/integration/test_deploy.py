@@ -274,7 +274,8 @@ def templates(folder):
 
 RENDERED = {"@bindir@": "/usr/bin", "@pkgdatadir@": "/usr/share/roost", "@sysconfdir@": "/etc",
             "@runstatedir@": "/run", "@localstatedir@": "/var", "@PORT@": "80",
-            "@SERVER_NAME@": "chat.example.org", "@RELAY@": "127.0.0.1:8090"}
+            "@SERVER_NAME@": "chat.example.org", "@RELAY@": "127.0.0.1:8090",
+            "@SUEXEC_DIR@": "/var/www/roost-fcgid"}
 
 
 def rendered_as_expected(template, installed):
