@@ -22,15 +22,22 @@ Token values for a site (the same names `make install` fills in):
     @RELAY@         127.0.0.1:<the stack's roost-relay port>
     @TLS_PORT@      another free port (the TLS variants; nginx: 127.0.0.1:PORT)
     @TLS_CERT_DIR@  SITE/tls (fullchain.pem, privkey.pem: test_tls.py makes them)
+    @SUEXEC_DIR@    /var/www/<this run's folder name>-<site>: a folder
+                    below suexec's docroot made by install_fcgid_wrapper
+                    (suexec runs nothing outside /var/www) and removed
+                    by stop()
 
 The servers run as root and switch to www-data (Apache, nginx, lighttpd
 and what they start); spawn-fcgi runs roost.fcgi as nobody:nogroup with
-the socket in group www-data, mode 0660. Everything a site starts is
+the socket in group www-data, mode 0660; the mod_fcgid files run it as
+the system user roost through Debian's suexec (made here when absent). Everything a site starts is
 found again by its folder (in a process's command line or environment)
 and stopped by pid.
 """
 import ctypes
+import grp
 import os
+import pwd
 import re
 import shutil
 import signal
@@ -43,7 +50,7 @@ from harness import BUILD_DIR, REPO, free_port
 SRC_DIR = os.path.abspath(os.environ.get("ROOST_SRC_DIR") or REPO)
 CONF_DIR = os.path.join(SRC_DIR, "httpd-conf")
 TOKENS = ("bindir", "pkgdatadir", "sysconfdir", "runstatedir", "localstatedir",
-          "PORT", "SERVER_NAME", "RELAY", "TLS_PORT", "TLS_CERT_DIR")
+          "PORT", "SERVER_NAME", "RELAY", "TLS_PORT", "TLS_CERT_DIR", "SUEXEC_DIR")
 TOKEN_RE = re.compile(r"@([A-Za-z_]+)@")
 
 APACHE = "/usr/sbin/apache2"
@@ -53,6 +60,11 @@ LIGHTTPD = "/usr/sbin/lighttpd"
 SPAWN_FCGI = "/usr/bin/spawn-fcgi"
 WEB_USER = "www-data"
 WORKER_USER, WORKER_GROUP = "nobody", "nogroup"
+# The mod_fcgid files run roost.fcgi as this system user through suexec
+# (apache2-suexec-pristine: docroot /var/www, uid and gid at least 100).
+SUEXEC_USER = "roost"
+SUEXEC_DOCROOT = "/var/www"
+SUEXEC_MIN_ID = 100
 # The servers get a bare environment: the workers must find their settings
 # through what the shipped configuration passes (ROOST_CONFIG, -c), never
 # through a ROOST_* variable inherited from this test.
@@ -104,6 +116,71 @@ def render_text(name, values):
             raise AssertionError(f"{name}: token @{m.group(1)}@ is not one of {TOKENS}")
         return values[m.group(1)]
     return TOKEN_RE.sub(sub, text)
+
+
+def suexec_user():
+    """(uid, gid) of the system user roost, made as docs/deploy.md makes
+    it when absent. The test makes it rather than scripts/install-deps
+    (which installs packages only): a fresh CI machine has none, and it is
+    never removed again, since another run on the same machine may be
+    using it. useradd (passwd, always installed) rather than adduser."""
+    try:
+        pw = pwd.getpwnam(SUEXEC_USER)
+    except KeyError:
+        p = subprocess.run(["useradd", "--system", "--user-group", "--no-create-home",
+                            "--home-dir", "/nonexistent", "--shell", "/usr/sbin/nologin",
+                            SUEXEC_USER], capture_output=True, text=True, timeout=30)
+        try:  # a run beside this one may have made it meanwhile
+            pw = pwd.getpwnam(SUEXEC_USER)
+        except KeyError:
+            raise AssertionError(f"useradd {SUEXEC_USER}: {p.stdout}{p.stderr}") from None
+    assert pw.pw_uid >= SUEXEC_MIN_ID and pw.pw_gid >= SUEXEC_MIN_ID, \
+        f"suexec refuses uid/gid under {SUEXEC_MIN_ID}: {SUEXEC_USER} is {pw.pw_uid}/{pw.pw_gid}"
+    assert grp.getgrgid(pw.pw_gid).gr_name == SUEXEC_USER, "roost's group is not roost"
+    return pw.pw_uid, pw.pw_gid
+
+
+def readable_by(user, path):
+    """Whether user (with its own group and no others) can open path."""
+    pw = pwd.getpwnam(user)
+    p = subprocess.run(["/bin/cat", path], user=pw.pw_uid, group=pw.pw_gid, extra_groups=[],
+                       env=CLEAN_ENV, capture_output=True, timeout=10)
+    return p.returncode == 0
+
+
+class Worker:
+    """A running roost.fcgi: its ids from /proc/PID/status (real,
+    effective, saved, filesystem) and the configuration file it was given
+    (-c, else ROOST_CONFIG in its environment)."""
+
+    def __init__(self, pid):
+        self.pid = pid
+        with open(f"/proc/{pid}/status", encoding="utf-8") as f:
+            status = dict(line.split(":", 1) for line in f if ":" in line)
+        self.uids = tuple(int(x) for x in status["Uid"].split())
+        self.gids = tuple(int(x) for x in status["Gid"].split())
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            argv = f.read().decode("utf-8", "replace").split("\0")
+        self.config = argv[argv.index("-c") + 1] if "-c" in argv[:-1] else None
+        if self.config is None:
+            with open(f"/proc/{pid}/environ", "rb") as f:
+                for kv in f.read().decode("utf-8", "replace").split("\0"):
+                    if kv.startswith("ROOST_CONFIG="):
+                        self.config = kv.split("=", 1)[1]
+
+
+def roost_fcgi_workers(marker):
+    """[Worker] of the live processes whose executable is this build's
+    roost.fcgi and whose command line or environment mentions marker."""
+    exe = os.path.realpath(os.path.join(BUILD_DIR, "roost.fcgi"))
+    out = []
+    for pid, _ in processes_of(marker):
+        try:
+            if os.readlink(f"/proc/{pid}/exe") == exe:
+                out.append(Worker(pid))
+        except (OSError, KeyError):
+            pass  # gone meanwhile
+    return out
 
 
 def open_backends_to(stack):
@@ -209,7 +286,9 @@ class Site:
             "RELAY": f"127.0.0.1:{stack.relay_port}",
             "TLS_PORT": str(free_port()),
             "TLS_CERT_DIR": os.path.join(d, "tls"),
+            "SUEXEC_DIR": os.path.join(SUEXEC_DOCROOT, f"{os.path.basename(base)}-{name}"),
         }
+        self.suexec_dir = None   # made by install_fcgid_wrapper
         for sub in ("etc/roost", "run/roost", "var/log/apache2", "var/log/nginx",
                     "var/log/lighttpd", "var/cache/lighttpd/uploads", "var/lib/nginx", "conf",
                     "tls", "var/www/letsencrypt/.well-known/acme-challenge"):
@@ -252,6 +331,25 @@ class Site:
 
     def path(self, *parts):
         return os.path.join(self.dir, *parts)
+
+    def install_fcgid_wrapper(self):
+        """What the mod_fcgid files' heads tell to do before enabling
+        them: the user roost, roost.conf 640 root:roost, and the rendered
+        roost.fcgi-wrapper in @SUEXEC_DIR@ (755, both owned by roost)."""
+        uid, gid = suexec_user()
+        os.chown(self.config, 0, gid)
+        os.chmod(self.config, 0o640)
+        d = self.values["SUEXEC_DIR"]
+        os.mkdir(d, 0o755)
+        self.suexec_dir = d
+        os.chmod(d, 0o755)
+        os.chown(d, uid, gid)
+        wrapper = os.path.join(d, "roost.fcgi-wrapper")
+        with open(wrapper, "w", encoding="utf-8") as f:
+            f.write(render_text("roost.fcgi-wrapper.in", self.values))
+        os.chown(wrapper, uid, gid)
+        os.chmod(wrapper, 0o755)
+        return wrapper
 
     # -- processes ---------------------------------------------------------
 
@@ -321,16 +419,17 @@ class Site:
 
     # -- Apache ------------------------------------------------------------
 
-    def apache_wrapper(self, include=None, extra=""):
-        """A minimal, self-contained apache2.conf: Debian's modules, our
-        own pid/log/runtime folders, loopback only, User www-data; it
+    def apache_wrapper(self, include=None, extra="", modules=()):
+        """A minimal, self-contained apache2.conf: Debian's modules (and
+        the extra ones a shipped file's head tells to a2enmod), our own
+        pid/log/runtime folders, loopback only, User www-data; it
         Includes the rendered shipped file unchanged."""
         d = self.path("apache")
         os.makedirs(d, exist_ok=True)
         os.chmod(d, 0o755)
         mods = ["mpm_event", "authz_core", "authz_host", "mime", "dir", "alias", "env",
                 "setenvif", "rewrite", "headers", "proxy", "proxy_http",
-                "proxy_fcgi", "fcgid", "cgid", "reqtimeout"]
+                "proxy_fcgi", "fcgid", "cgid", "reqtimeout"] + list(modules)
         # (mod_log_config and mod_unixd are built into Debian's apache2;
         # reqtimeout is enabled by Debian's default, as here.)
         load = [f"LoadModule {m}_module {APACHE_MODULES}/mod_{m}.so" for m in mods]
@@ -487,4 +586,7 @@ http {{
         reap()
         self.procs = []
         self.worker_pids = []
+        if self.suexec_dir:
+            shutil.rmtree(self.suexec_dir, ignore_errors=True)
+            self.suexec_dir = None
         return left

@@ -275,7 +275,8 @@ def templates(folder):
 RENDERED = {"@bindir@": "/usr/bin", "@pkgdatadir@": "/usr/share/roost", "@sysconfdir@": "/etc",
             "@runstatedir@": "/run", "@localstatedir@": "/var", "@PORT@": "80",
             "@SERVER_NAME@": "chat.example.org", "@RELAY@": "127.0.0.1:8090",
-            "@TLS_PORT@": "443", "@TLS_CERT_DIR@": "/etc/letsencrypt/live/chat.example.org"}
+            "@TLS_PORT@": "443", "@TLS_CERT_DIR@": "/etc/letsencrypt/live/chat.example.org",
+            "@SUEXEC_DIR@": "/var/www/roost-fcgid"}
 
 
 def rendered_as_expected(template, installed):

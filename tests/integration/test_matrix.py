@@ -7,7 +7,8 @@ Each deployment shape renders its SHIPPED template with this run's values
 build, pkgdatadir = the source tree) and starts the real server, Debian's
 binaries and modules, in this order:
 
-  apache-fcgid               Apache + mod_fcgid; events -> roost-relay
+  apache-fcgid               Apache + mod_fcgid, roost.fcgi as the user
+                             roost through suexec; events -> roost-relay
   apache-proxy-fcgi          Apache + mod_proxy_fcgi -> spawn-fcgi socket;
                              events -> roost-relay
   lighttpd                   lighttpd, mod_fastcgi bin-path; events ->
@@ -16,7 +17,7 @@ binaries and modules, in this order:
                              events -> roost-relay (proxy_pass)
   then with the relay stopped (the workers serve the events and drain
   the outbox themselves, as where no relay runs):
-  apache-fcgid-norelay       Apache + mod_fcgid, its own file
+  apache-fcgid-norelay       Apache + mod_fcgid, its own file (suexec too)
   apache-proxy-fcgi-norelay  the proxy-fcgi file with -D ROOST_NO_RELAY:
                              events through mod_proxy_fcgi (flushpackets)
   nginx-norelay              the nginx file with its relay location
@@ -48,6 +49,14 @@ events go is checked with the relay's own connection count. What each
 server answered (who refused the 2 MiB body, the code for the oversize
 header, delivery times) is printed as "# shape: ..." lines.
 
+The mod_fcgid shapes are set up as their files' heads say (the user
+roost, roost.conf 640 root:roost, roost.fcgi-wrapper in a folder of its
+own below /var/www, mod_suexec loaded; Debian's apache2-suexec-pristine)
+and, after the scenario, every roost.fcgi process of the shape must run
+as roost (uid and gid, real to filesystem, from /proc), www-data must be
+unable to read the configuration file those processes were given, and
+their own log lines must reach Apache's main error log.
+
 The shapes with the relay also hold CAPACITY_STREAMS event streams at once
 (more than any of the servers' defaults allowed: lighttpd 1,365 connections;
 mpm_event 400 threads as compiled, 150 in Debian's mpm_event.conf; nginx
@@ -60,8 +69,10 @@ The stack (PostgreSQL, Redis, roost-relay) comes from harness.Stack; its
 own lighttpd is not used. Loopback only; everything started is stopped
 (the last test checks that no process of a shape is left).
 """
+import glob
 import json
 import os
+import pwd
 import re
 import shutil
 import sys
@@ -222,7 +233,7 @@ def column_of(name):
     raise AssertionError(f"no path-table column for {name}")
 
 
-def run_shape(name, setup, events, prefix=""):
+def run_shape(name, setup, events, prefix="", after=None):
     use_relay(events == "relay")
     t0 = time.monotonic()
     site = start_site(name, setup)
@@ -236,6 +247,8 @@ def run_shape(name, setup, events, prefix=""):
                                    prefix, BODY_LIMIT, column_of(name)), events)
         if events == "relay":
             findings.update(capacity(site.port))
+        if after is not None:
+            findings.update(after(site))
         findings["timing"] = f"start {t1 - t0:.1f}s, scenario {time.monotonic() - t1:.1f}s"
         for k, v in findings.items():
             sys.stdout.write(f"# {name}: {k}: {v}\n")
@@ -258,15 +271,50 @@ def run_shape(name, setup, events, prefix=""):
 
 # ----------------------------------------------------------------- shapes
 
-def apache_site(site, template, defines=()):
-    conf = site.apache_wrapper(site.render(template))
+def apache_site(site, template, defines=(), modules=()):
+    conf = site.apache_wrapper(site.render(template), modules=modules)
     site.start_apache(conf, defines)
+
+
+def fcgid_site(site, template):
+    """A mod_fcgid file as its head says to install it: the wrapper and
+    roost.conf for suexec, and `a2enmod suexec`."""
+    site.install_fcgid_wrapper()
+    apache_site(site, template, modules=("suexec",))
+
+
+def workers_run_as_roost(site):
+    """Every roost.fcgi process of the shape runs as roost:roost, www-data
+    cannot read the configuration they were given, and what they log
+    reaches Apache's main error log (mod_fcgid hands them its stderr)."""
+    pw = pwd.getpwnam(ms.SUEXEC_USER)
+    workers = ms.roost_fcgi_workers(site.dir)
+    assert workers, "no roost.fcgi process runs under the shape"
+    for w in workers:
+        assert w.uids == (pw.pw_uid,) * 4 and w.gids == (pw.pw_gid,) * 4, \
+            f"roost.fcgi pid {w.pid} runs as uid {w.uids}, gid {w.gids} (real, effective, " \
+            f"saved, fs), not as {ms.SUEXEC_USER} ({pw.pw_uid}:{pw.pw_gid})"
+    configs = sorted({w.config or "none" for w in workers})
+    assert configs == [site.config], f"the workers' configuration: {configs}, not {site.config}"
+    assert not ms.readable_by(ms.WEB_USER, site.config), \
+        f"{ms.WEB_USER} can read the workers' {site.config}"
+    st = os.stat(site.config)
+    main_log = site.path("apache", "error.log")
+    with open(main_log, encoding="utf-8", errors="replace") as f:
+        log = f.read()
+    for w in workers:
+        assert f"roost.fcgi[{w.pid}]" in log, f"nothing of roost.fcgi pid {w.pid} in {main_log}"
+    return {"workers": f"{len(workers)} roost.fcgi as {ms.SUEXEC_USER} "
+                       f"({pw.pw_uid}:{pw.pw_gid}); roost.conf {oct(st.st_mode & 0o777)} "
+                       f"{st.st_uid}:{st.st_gid}, {ms.WEB_USER} cannot read it; "
+                       f"their log in Apache's main error log"}
 
 
 @test
 def templates_use_only_the_install_tokens():
     names = ["apache-fcgid.conf.in", "apache-fcgid-norelay.conf.in", "apache-proxy-fcgi.conf.in",
-             "apache-cgi.conf.in", "htaccess-cgi.in", "lighttpd.conf.in", "nginx.conf.in"]
+             "apache-cgi.conf.in", "htaccess-cgi.in", "lighttpd.conf.in", "nginx.conf.in",
+             "roost.fcgi-wrapper.in"]
     present = sorted(n for n in os.listdir(ms.CONF_DIR) if n.endswith(".in")
                      and not n.endswith("-dev.conf.in"))
     assert present == sorted(names), f"httpd-conf templates: {present}"
@@ -278,7 +326,8 @@ def templates_use_only_the_install_tokens():
 
 @test
 def apache_fcgid():
-    run_shape("apache-fcgid", lambda s: apache_site(s, "apache-fcgid.conf.in"), "relay")
+    run_shape("apache-fcgid", lambda s: fcgid_site(s, "apache-fcgid.conf.in"), "relay",
+              after=workers_run_as_roost)
 
 
 @test
@@ -309,8 +358,8 @@ def nginx():
 
 @test
 def apache_fcgid_norelay():
-    run_shape("apache-fcgid-norelay", lambda s: apache_site(s, "apache-fcgid-norelay.conf.in"),
-              "worker")
+    run_shape("apache-fcgid-norelay", lambda s: fcgid_site(s, "apache-fcgid-norelay.conf.in"),
+              "worker", after=workers_run_as_roost)
 
 
 @test
@@ -394,6 +443,9 @@ def _cleanup():
     ms.kill_pids([p for p, _ in left], 9)
     if not os.environ.get("ROOST_KEEP_TMP"):
         shutil.rmtree(BASE, ignore_errors=True)
+    # wrapper folders a failed shape left below suexec's docroot
+    for d in glob.glob(os.path.join(ms.SUEXEC_DOCROOT, os.path.basename(BASE) + "-*")):
+        shutil.rmtree(d, ignore_errors=True)
     ms.reap()
 
 
