@@ -363,7 +363,12 @@ def apache_tls(site, template):
     extra = (f"LoadModule ssl_module {ms.APACHE_MODULES}/mod_ssl.so\n"
              f"LoadModule socache_shmcb_module {ms.APACHE_MODULES}/mod_socache_shmcb.so\n"
              f"Listen 127.0.0.1:{tls_port}\n")
-    conf = site.apache_wrapper(site.render(template), extra=extra)
+    modules = ()
+    if "fcgid" in template:
+        # as the mod_fcgid files' heads say: suexec and its wrapper
+        site.install_fcgid_wrapper()
+        modules = ("suexec",)
+    conf = site.apache_wrapper(site.render(template), extra=extra, modules=modules)
     site.start_apache(conf, defines=["ROOST_TLS"])
 
 
