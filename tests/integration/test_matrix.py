@@ -448,7 +448,10 @@ def htaccess_cgi():
         docroot = s.path("htdocs")
         os.makedirs(docroot, exist_ok=True)
         host = f"""# The host's side (what a shared host's admin has): Debian's
-# userdir.conf settings for the folder, with CGI allowed.
+# userdir.conf settings for the folder, with CGI allowed, and the banners
+# off as the .htaccess file's head asks of the host.
+ServerTokens Prod
+ServerSignature Off
 DocumentRoot "{docroot}"
 <Directory "{docroot}">
 	Require all granted
