@@ -231,6 +231,14 @@ app_answer_headers(const roost_config *cfg, http_response *res, arena *a,
 	http_set_header(
 	    res, a, "Cache-Control", event_stream ? "no-cache" : "no-store");
 	http_set_header(res, a, "X-Content-Type-Options", "nosniff");
+	/* An answer is JSON or an event stream, never a page to render: it
+	 * may load nothing, be framed by no one, and send no Referer onward.
+	 * The web client's own pages get their policy from the web server
+	 * (httpd-conf/), which leaves /api/ alone so these come once. */
+	http_set_header(res, a, "Content-Security-Policy",
+	    "default-src 'none'; frame-ancestors 'none'");
+	http_set_header(res, a, "X-Frame-Options", "DENY");
+	http_set_header(res, a, "Referrer-Policy", "no-referrer");
 	/* On every answer, whatever the transport of this hop: behind a
 	 * proxy that ends TLS the request arrives as plain HTTP, yet the
 	 * browser is on HTTPS (and ignores the header over plain HTTP). */

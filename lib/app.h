@@ -154,11 +154,13 @@ void req_ratelimit_headers(req_ctx *c, const struct rl_result *r);
  * roost-relay's held long-polls and its own answers): X-Request-Id,
  * Cache-Control (no-cache for an event stream, which proxies expect of
  * SSE; no-store for everything else), X-Content-Type-Options: nosniff,
- * and, when rl is not NULL, X-RateLimit-Limit, -Remaining, -Reset and
- * (when limited) Retry-After; Retry-After: 1 on a 503; and
- * Strict-Transport-Security when cfg's public URL is https (cfg->hsts).
- * Nothing else sets them, so they are added once per answer, when it is
- * complete. request_id may be NULL only when the answer has none to give. */
+ * Content-Security-Policy: default-src 'none'; frame-ancestors 'none',
+ * X-Frame-Options: DENY, Referrer-Policy: no-referrer, and, when rl is not
+ * NULL, X-RateLimit-Limit, -Remaining, -Reset and (when limited) Retry-After;
+ * Retry-After: 1 on a 503; and Strict-Transport-Security when cfg's public
+ * URL is https (cfg->hsts). Nothing else sets them, so they are added once
+ * per answer, when it is complete. request_id may be NULL only when the
+ * answer has none to give. */
 void app_answer_headers(const roost_config *cfg, http_response *res, arena *a,
     const char *request_id, bool event_stream, const rl_result *rl);
 

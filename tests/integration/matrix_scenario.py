@@ -14,13 +14,32 @@ outbox themselves). (A count of the relay's connections could not tell:
 a proxy may reuse a kept-alive connection to the relay.)"""
 import http.client
 import json
+import os
+import re
 import threading
 import time
 
 import api
-from harness import SSEClient, longpoll, raw_request
+from harness import REPO, SSEClient, longpoll, raw_request
 
 DELIVERY_S = 1.0          # an event must reach both clients this fast
+
+
+def _dev_csp():
+    """The web client's Content-Security-Policy as the development
+    configuration sends it (docs/web-client.md): every shipped sample must
+    send the same one for the static files."""
+    src = os.path.abspath(os.environ.get("ROOST_SRC_DIR") or REPO)
+    with open(os.path.join(src, "httpd-conf", "lighttpd-dev.conf.in"), encoding="utf-8") as f:
+        m = re.search(r'"Content-Security-Policy" => "([^"]+)"', f.read())
+    assert m, "lighttpd-dev.conf.in no longer sends a Content-Security-Policy"
+    return m.group(1)
+
+
+WEB_CSP = _dev_csp()
+# What the static files (and the server's own error pages for them) carry.
+STATIC_HEADERS = {"content-security-policy": WEB_CSP, "x-frame-options": "DENY",
+                  "referrer-policy": "no-referrer", "x-content-type-options": "nosniff"}
 
 
 class Target:
@@ -32,6 +51,9 @@ class Target:
         self.admin_email, self.admin_password = admin_email, admin_password
         self.served_by_relay = served_by_relay
         self.body_limit = body_limit
+        # Ticket and cursor values the scenario put in URLs: no log may
+        # hold them (test_matrix.py checks the shape's logs afterwards).
+        self.secrets = []
 
 
 # ----------------------------------------------------------------- HTTP
@@ -142,6 +164,43 @@ class LongPoller(threading.Thread):
         return self.seen[msg_id]
 
 
+def no_version(hd, what):
+    """The Server header, if any, names no version."""
+    for v in hd.get_all("Server") or []:
+        assert not re.search(r"\d", v), f"{what}: Server: {v!r} tells the version"
+    return ", ".join(hd.get_all("Server") or []) or "none"
+
+
+def security_headers(h, token):
+    """The static files (an index page, a script, a missing file: the
+    server's own 404) carry the web client's CSP, X-Frame-Options,
+    Referrer-Policy and nosniff, once each; Roost's /api/ answers carry
+    each of those exactly once too (Roost's own, not doubled by the
+    server); no Server header names a version. Returns findings."""
+    servers = set()
+    for path, want_st in (("/", 200), ("/js/main.js", 200), ("/no-such-file.js", 404)):
+        st, hd, _, raw = h.req("GET", path)
+        what = f"GET {h.url(path)} ({st})"
+        assert st == want_st, f"{what}: {raw[:200]!r}"
+        for k, v in STATIC_HEADERS.items():
+            got = hd.get_all(k) or []
+            assert got == [v], f"{what}: {k}: {got}, want [{v!r}]"
+        servers.add(no_version(hd, what))
+    for path, tok in (("/api/v1/health", None), ("/api/v1/no-such-thing", None),
+                      ("/api/v1/me", token), ("/api/v1/events?timeout=0", token)):
+        st, hd, _, raw = h.req("GET", path, token=tok)
+        what = f"GET {h.url(path)} ({st})"
+        assert st in (200, 404) and hd["X-Request-Id"], f"{what}: not Roost's answer: {raw[:200]!r}"
+        for k in STATIC_HEADERS:
+            got = hd.get_all(k) or []
+            assert len(got) == 1, f"{what}: {k} {len(got)} times: {got}"
+        assert "frame-ancestors 'none'" in hd["Content-Security-Policy"], \
+            f"{what}: CSP {hd['Content-Security-Policy']!r}"
+        assert hd["X-Frame-Options"] == "DENY", f"{what}: X-Frame-Options {hd['X-Frame-Options']!r}"
+        servers.add(no_version(hd, what))
+    return {"security headers": "static and /api/ as expected", "Server": " | ".join(sorted(servers))}
+
+
 # ----------------------------------------------------------------- scenario
 
 def scenario(t, events):
@@ -188,6 +247,7 @@ def scenario(t, events):
     assert st == 200 and me["email"] == t.admin_email, \
         f"GET /me with Authorization: Bearer: {st} {raw[:300]!r} " \
         f"(the Authorization header not passed on?)"
+    f.update(security_headers(h, token))
 
     st, _, room, raw = h.req("POST", "/api/v1/rooms", {"name": api.unique("mx"), "kind": "public"},
                              token=token)
@@ -217,6 +277,13 @@ def scenario(t, events):
     st, _, rooms, raw = h.req("GET", "/api/v1/rooms", token=token)
     assert st == 200 and rooms.get("event_cursor"), f"GET /rooms: {st} {raw[:300]!r}"
     cursor = rooms["event_cursor"]
+    t.secrets += [tk["ticket"], cursor]
+
+    # The ticket and the cursor in the URL, as a browser's EventSource
+    # sends them (a long-poll answered at once: it holds no worker).
+    r = longpoll(port, last_event_id=cursor, timeout=0, params={"ticket": tk["ticket"]},
+                 path=h.url("/api/v1/events"))
+    assert r.status == 200, f"a long-poll with ?ticket=: {r.status} {r.raw[:300]!r}"
 
     # Realtime: an SSE stream (the session cookie, as EventSource sends
     # it) and a waiting long-poll (Bearer), then one post.
@@ -263,6 +330,7 @@ def scenario(t, events):
                 f"long-poll: answered {found_at - t_ack:.2f}s after the post: something buffers"
         finally:
             lp.stop = True
+            t.secrets.append(lp.cursor)
 
         # React; the reaction's event follows on the same stream.
         mark = sse.mark()

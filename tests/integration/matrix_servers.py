@@ -27,6 +27,11 @@ Token values for a site (the same names `make install` fills in):
                     (suexec runs nothing outside /var/www) and removed
                     by stop()
 
+Logs: the folders the templates name, with the owners and modes Debian's
+packages give them (apache2 0750 root:adm, nginx 0755 root:adm, lighttpd
+0750 www-data), and every server (and its configuration check) starts
+with LOG_UMASK, the umask docs/deploy.md gives their start environment.
+
 The servers run as root and switch to www-data (Apache, nginx, lighttpd
 and what they start); spawn-fcgi runs roost.fcgi as nobody:nogroup with
 the socket in group www-data, mode 0660; the mod_fcgid files run it as
@@ -69,6 +74,13 @@ SUEXEC_MIN_ID = 100
 # through what the shipped configuration passes (ROOST_CONFIG, -c), never
 # through a ROOST_* variable inherited from this test.
 CLEAN_ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"}
+# The servers create their logs with open(..., 0644 or 0666) minus the
+# umask; docs/deploy.md has them started with this one (UMask=0027), so
+# that a log is 0640 and other local users cannot read it.
+LOG_UMASK = 0o027
+# Log folders as Debian's apache2, nginx and lighttpd packages make them.
+LOG_DIRS = {"apache2": (0o750, "root", "adm"), "nginx": (0o755, "root", "adm"),
+            "lighttpd": (0o750, "www-data", "www-data")}
 
 # roost.conf keys taken from the stack's env file (lib/config.c rejects
 # unknown keys, and the env file also holds the stack's own bookkeeping).
@@ -297,6 +309,9 @@ class Site:
             for x in dirs:
                 os.chmod(os.path.join(root, x), 0o755)
         os.chmod(d, 0o755)
+        for sub, (mode, owner, group) in LOG_DIRS.items():
+            shutil.chown(os.path.join(d, "var", "log", sub), owner, group)
+            os.chmod(os.path.join(d, "var", "log", sub), mode)
         self.config = os.path.join(d, "etc", "roost", "roost.conf")
         self.write_config()
 
@@ -358,12 +373,13 @@ class Site:
         self.logs.append(log)
         with open(log, "ab") as logf:
             p = subprocess.Popen(argv, env=CLEAN_ENV, stdin=subprocess.DEVNULL, stdout=logf,
-                                 stderr=logf, cwd=self.dir, start_new_session=True)
+                                 stderr=logf, cwd=self.dir, start_new_session=True,
+                                 umask=LOG_UMASK)
         self.procs.append(p)
         return p
 
     def _check(self, argv, what):
-        p = subprocess.run(argv, env=CLEAN_ENV, capture_output=True, timeout=30)
+        p = subprocess.run(argv, env=CLEAN_ENV, capture_output=True, timeout=30, umask=LOG_UMASK)
         if p.returncode != 0:
             raise ServerError(f"{what} rejects the configuration:\n"
                               f"{(p.stdout + p.stderr).decode('utf-8', 'replace')}")
@@ -438,7 +454,7 @@ ServerRoot "{d}"
 DefaultRuntimeDir "{d}"
 PidFile "{d}/apache2.pid"
 Mutex file:{d} default
-ErrorLog "{d}/error.log"
+ErrorLog "{self.path('var', 'log', 'apache2', 'error.log')}"
 LogLevel warn
 # Loopback only; the shipped <VirtualHost *:PORT> takes this address.
 Listen 127.0.0.1:{self.port}
@@ -469,7 +485,7 @@ LogFormat "%h %l %u %t \\"%r\\" %>s %O \\"%{{Referer}}i\\" \\"%{{User-Agent}}i\\
         conf = os.path.join(d, "apache2.conf")
         with open(conf, "w", encoding="utf-8") as f:
             f.write(text)
-        self.logs.append(os.path.join(d, "error.log"))
+        self.logs.append(self.path("var", "log", "apache2", "error.log"))
         return conf
 
     def start_apache(self, conf, defines=()):

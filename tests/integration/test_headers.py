@@ -9,8 +9,9 @@ lighttpd).
 - Every route the server has (`roostctl routes`, so a new route is
   covered without editing this file), signed out and signed in as an
   admin (ids that do not exist, an empty JSON body): each answer has
-  X-Request-Id, Cache-Control: no-store and X-Content-Type-Options:
-  nosniff; each signed-in answer (the per-user limit counted it) also has
+  X-Request-Id, Cache-Control: no-store, X-Content-Type-Options:
+  nosniff, a Content-Security-Policy that loads nothing and forbids
+  framing, X-Frame-Options: DENY and Referrer-Policy: no-referrer; each signed-in answer (the per-user limit counted it) also has
   X-RateLimit-Limit, -Remaining and -Reset.
 - The realtime answers in both modes: an SSE head (no-cache), a long-poll
   answered at once, a held long-poll answered by a message (this one had
@@ -50,6 +51,11 @@ def admin(st):
 def check(headers, what, limited, stream=False):
     h = {k.lower(): v for k, v in headers.items()}
     assert h.get("x-content-type-options") == "nosniff", f"{what}: no nosniff: {h}"
+    assert h.get("content-security-policy") == "default-src 'none'; frame-ancestors 'none'", \
+        f"{what}: Content-Security-Policy {h.get('content-security-policy')!r}"
+    assert h.get("x-frame-options") == "DENY", f"{what}: X-Frame-Options {h.get('x-frame-options')!r}"
+    assert h.get("referrer-policy") == "no-referrer", \
+        f"{what}: Referrer-Policy {h.get('referrer-policy')!r}"
     want = "no-cache" if stream else "no-store"
     assert h.get("cache-control") == want, f"{what}: Cache-Control {h.get('cache-control')!r}, want {want}"
     rid = h.get("x-request-id", "")

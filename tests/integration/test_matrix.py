@@ -80,10 +80,11 @@ import tempfile
 import threading
 import time
 import urllib.request
+from urllib.parse import quote
 
 import api
 import matrix_servers as ms
-from harness import SSEClient, Stack, raw_request, run_tests, test
+from harness import SSEClient, Stack, longpoll, raw_request, run_tests, test
 from matrix_scenario import Target, scenario
 from streams import Streams, trickle
 
@@ -210,6 +211,76 @@ def capacity(port):
     return f
 
 
+SECRETS = []              # ticket and cursor values every shape put in URLs
+# What the harness itself captures (a server's stdout, spawn-fcgi's
+# messages): not logs the shape writes.
+HARNESS_CAPTURES = (".stdout", "spawn-fcgi.log")
+
+
+def opens_as_nobody(path):
+    """Whether user nobody (group nogroup, no other groups) can open path
+    for reading: a forked child drops to it and tries."""
+    pw = pwd.getpwnam("nobody")
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.setgroups([])
+            os.setgid(pw.pw_gid)
+            os.setuid(pw.pw_uid)
+            try:
+                open(path, "rb").close()
+                os._exit(0)
+            except PermissionError:
+                os._exit(1)
+        finally:
+            os._exit(2)
+    _, status = os.waitpid(pid, 0)
+    code = os.waitstatus_to_exitcode(status)
+    assert code in (0, 1), f"the check as nobody failed for {path} ({code})"
+    return code == 0
+
+
+def private_log(path):
+    """A log is 0640 or stricter and user nobody cannot open it."""
+    mode = os.stat(path).st_mode & 0o7777
+    assert mode & ~0o640 == 0, f"{path}: mode {mode:04o}, want 0640 or stricter"
+    assert not opens_as_nobody(path), f"{path}: user nobody can read it"
+
+
+def holds_no_secret(path, secrets):
+    """No ticket or cursor value (as sent, or percent-encoded) and no
+    "ticket=" in the file."""
+    with open(path, encoding="utf-8", errors="replace") as f:
+        text = f.read()
+    assert "ticket=" not in text, f"{path} logs a ticket parameter"
+    for s in secrets:
+        for form in {s, quote(s, safe=""), quote(s)}:
+            assert form not in text, f"{path} logs the ticket or cursor {s!r}"
+    return text
+
+
+def check_logs(site, secrets, events_path, access_log=True):
+    """Every log the shape wrote under its @localstatedir@/log is private
+    and holds no ticket or cursor; its access log (access_log: the sample
+    names one) lists the event-stream requests, without their query."""
+    files = []
+    for root, _, names in os.walk(site.path("var", "log")):
+        files += [os.path.join(root, n) for n in names if not n.endswith(HARNESS_CAPTURES)]
+    assert files, "the shape wrote no log"
+    access = []
+    for p in sorted(files):
+        private_log(p)
+        text = holds_no_secret(p, secrets)
+        if "access" in os.path.basename(p):
+            access.append((p, text))
+    if access_log:
+        assert len(access) == 1, f"access logs: {[p for p, _ in access]}"
+        p, text = access[0]
+        assert f"GET {events_path} " in text, \
+            f"{p} does not list the event-stream requests ({events_path}):\n{text[-1500:]}"
+    return f"{len(files)} files, 0640 or stricter, unreadable by nobody, no ticket or cursor"
+
+
 def start_site(name, setup):
     """A Site with its server(s) started; a port taken meanwhile by
     someone else (free_port is a guess) gets a new port and a retry."""
@@ -238,13 +309,16 @@ def run_shape(name, setup, events, prefix="", after=None):
     t0 = time.monotonic()
     site = start_site(name, setup)
     failed = False
+    left = []
     try:
         if site.failed_start is not None:
             raise site.failed_start
         t1 = time.monotonic()
-        findings = scenario(Target(site.port, ADMIN_EMAIL, ADMIN_PASSWORD,
-                                   served_by_relay if events == "relay" else None,
-                                   prefix, BODY_LIMIT, column_of(name)), events)
+        target = Target(site.port, ADMIN_EMAIL, ADMIN_PASSWORD,
+                        served_by_relay if events == "relay" else None,
+                        prefix, BODY_LIMIT, column_of(name))
+        findings = scenario(target, events)
+        SECRETS.extend(target.secrets)
         if events == "relay":
             findings.update(capacity(site.port))
         if after is not None:
@@ -252,6 +326,15 @@ def run_shape(name, setup, events, prefix="", after=None):
         findings["timing"] = f"start {t1 - t0:.1f}s, scenario {time.monotonic() - t1:.1f}s"
         for k, v in findings.items():
             sys.stdout.write(f"# {name}: {k}: {v}\n")
+        # The logs are complete once the server has stopped (lighttpd
+        # buffers its access log).
+        t2 = time.monotonic()
+        left = site.stop()
+        sys.stdout.write(f"# {name}: stopped in {time.monotonic() - t2:.1f}s\n")
+        # A user's folder (htaccess-cgi) has no say in the host's access log.
+        logs = check_logs(site, target.secrets, prefix + "/api/v1/events",
+                          access_log=not name.startswith("htaccess"))
+        sys.stdout.write(f"# {name}: logs: {logs}\n")
     except BaseException:
         failed = True
         sys.stdout.write(f"# {name}: logs of the shape (last lines):\n")
@@ -259,9 +342,10 @@ def run_shape(name, setup, events, prefix="", after=None):
             sys.stdout.write(f"#   {line}\n")
         raise
     finally:
-        t2 = time.monotonic()
-        left = site.stop()
-        sys.stdout.write(f"# {name}: stopped in {time.monotonic() - t2:.1f}s\n")
+        if site.procs or site.worker_pids:
+            t2 = time.monotonic()
+            left = site.stop()
+            sys.stdout.write(f"# {name}: stopped in {time.monotonic() - t2:.1f}s\n")
         LEFT_RUNNING.extend((name, pid, comm) for pid, comm in left)
         if not os.environ.get("ROOST_KEEP_TMP"):
             shutil.rmtree(site.dir, ignore_errors=True)
@@ -412,7 +496,10 @@ def htaccess_cgi():
         docroot = s.path("htdocs")
         os.makedirs(docroot, exist_ok=True)
         host = f"""# The host's side (what a shared host's admin has): Debian's
-# userdir.conf settings for the folder, with CGI allowed.
+# userdir.conf settings for the folder, with CGI allowed, and the banners
+# off as the .htaccess file's head asks of the host.
+ServerTokens Prod
+ServerSignature Off
 DocumentRoot "{docroot}"
 <Directory "{docroot}">
 	Require all granted
@@ -428,6 +515,48 @@ Alias "/~roost" "{s.path('public_html')}"
         conf = s.apache_wrapper(extra=host)
         s.start_apache(conf)
     run_shape("htaccess-cgi", setup, "worker", prefix="/~roost/chat")
+
+
+@test
+def stack_logs_are_private():
+    """scripts/stack's logs (./roost up's var/log): the relay's, which
+    served every relay shape's event requests, and lighttpd-dev's, with a
+    ticket and a cursor sent through it now: 0640 or stricter, unreadable
+    by nobody, no ticket or cursor, the event request in the access log.
+    Neither the relay nor lighttpd-dev names a version in Server."""
+    use_relay(True)
+    tok = api.login(stack, ADMIN_EMAIL, ADMIN_PASSWORD)["token"]
+    _, _, rooms = api.get(stack, "/rooms", token=tok)
+    cursor = rooms["event_cursor"]
+    s, _, tk = api.post(stack, "/events/ticket", token=tok)
+    assert s == 201, (s, tk)
+    secrets = SECRETS + [tk["ticket"], cursor]
+    r = longpoll(stack.port, last_event_id=cursor, timeout=0, params={"ticket": tk["ticket"]})
+    assert r.status == 200, (r.status, r.raw[:300])
+    assert not re.search(r"\d", r.headers.get("server", "")), f"lighttpd-dev: {r.headers}"
+    with urllib.request.urlopen(stack.relay_url("/relay/health"), timeout=5) as resp:
+        server = resp.headers.get("Server", "")
+    assert not re.search(r"\d", server), f"the relay's Server: {server!r}"
+    logdir = os.path.join(stack.dir, "log")
+    access = os.path.join(logdir, "access.log")
+    deadline = time.monotonic() + 10   # lighttpd writes its access log within a few seconds
+    while True:
+        with open(access, encoding="utf-8", errors="replace") as f:
+            text = f.read()
+        if "GET /api/v1/events" in text:
+            break
+        assert time.monotonic() < deadline, f"{access} does not list the event request"
+        time.sleep(0.5)
+    holds_no_secret(access, secrets)
+    assert "GET /api/v1/events " in text, f"{access}: {text[-1000:]}"
+    names = sorted(os.listdir(logdir))
+    for n in ("relay.log", "access.log", "error.log", "worker.log"):
+        assert n in names, f"{logdir}: {names}"
+    for n in names:
+        private_log(os.path.join(logdir, n))
+        holds_no_secret(os.path.join(logdir, n), secrets)
+    mode = os.stat(logdir).st_mode & 0o777
+    assert mode & ~0o750 == 0, f"{logdir}: mode {mode:04o}"
 
 
 @test
