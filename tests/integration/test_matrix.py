@@ -383,7 +383,7 @@ def workers_run_as_roost(site):
     assert not ms.readable_by(ms.WEB_USER, site.config), \
         f"{ms.WEB_USER} can read the workers' {site.config}"
     st = os.stat(site.config)
-    main_log = site.path("apache", "error.log")
+    main_log = site.path("var", "log", "apache2", "error.log")
     with open(main_log, encoding="utf-8", errors="replace") as f:
         log = f.read()
     for w in workers:

@@ -306,6 +306,13 @@ def check_site(site, ca):
     f["tls"] = version
     assert hsts_of(h) == [HSTS], f"static file over TLS: HSTS {hsts_of(h)}"
     no_version(h, "static file")
+    # the web client's own headers stay with HSTS over TLS (a block that
+    # sets a header list of its own must repeat them)
+    for name in ("Content-Security-Policy", "X-Frame-Options", "Referrer-Policy",
+                 "X-Content-Type-Options"):
+        got = h.get_all(name) or []
+        assert len(got) == 1, f"static file over TLS: {name} {got}"
+    assert "frame-ancestors 'none'" in h.get("Content-Security-Policy"), h
     s, h, body, _ = t.req("GET", "/api/v1/health")
     assert s == 200, (s, body[:200])
     assert hsts_of(h) == [HSTS], f"API over TLS: HSTS {hsts_of(h)} (Roost's, once)"
