@@ -768,10 +768,11 @@ check_redis_outsiders(app *ap)
 		       "     account (any host, beyond loopback) can read "
 		       "every message from the event stream\n"
 		       "     and forge stream tickets. Give Redis an ACL user "
-		       "with a password and\n"
-		       "     \"user default off\" (or requirepass), or use a "
-		       "unix socket closed to other\n"
-		       "     users: docs/deploy.md, \"3. Redis\"\n",
+		       "with a password and turn its\n"
+		       "     \"default\" user off (or set requirepass), or use "
+		       "a unix socket closed to other\n"
+		       "     users: docs/deploy.md, \"3. Redis\", has the "
+		       "lines\n",
 		    where,
 		    r->type == REDIS_REPLY_STATUS ||
 		            r->type == REDIS_REPLY_ERROR

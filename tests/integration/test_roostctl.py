@@ -245,7 +245,7 @@ def check_with(url):
     return p.returncode, "\n".join(lines)
 
 
-ACL = ["user default off",
+ACL = ["user default off ~* &* +@all",
        "user roost on >p@ss:w/rd% ~roost:* &roost:* +@all -@dangerous +config|get"]
 
 
@@ -258,7 +258,7 @@ def check_fails_a_redis_without_a_password():
         rc, out = check_with(f"redis://127.0.0.1:{r.port}/0")
         assert rc == 1, out
         assert f"FAIL redis: 127.0.0.1:{r.port} answers a client without a password" in out, out
-        assert "docs/deploy.md" in out and "user default off" in out, out
+        assert "docs/deploy.md" in out and '"default" user off' in out, out
     finally:
         r.stop()
 

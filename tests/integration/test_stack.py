@@ -312,6 +312,27 @@ def redis_keeps_its_data_across_a_restart():
 
 
 @test
+def a_scripts_writes_survive_a_redis_restart():
+    """Roost writes through scripts (EVAL), which the append-only file
+    keeps as MULTI/EXEC blocks; Redis 7.0 replays those with the default
+    user's rights, so a default user with none (plain "user default
+    off") dropped them all on restart: the event stream, its counter and
+    its epoch."""
+    pw = roost_password()
+    script = "redis.call('SET', KEYS[1], ARGV[1]); redis.call('INCR', KEYS[2]); return 1"
+    keys = ["roost:{roost}:test:kept", "roost:{roost}:test:n"]
+    out, err = redis_as("roost", "EVAL", script, "2", *keys, "by a script", password=pw)
+    assert out == "1", (out, err)
+    stack.redis_stop()
+    stack.redis_start()
+    with open(stack.log_path("redis"), errors="replace") as f:
+        assert "NOPERM" not in f.read(), "Redis refused part of its append-only file"
+    assert redis_as("roost", "GET", keys[0], password=pw)[0] == "by a script", "the script's writes are gone"
+    assert redis_as("roost", "GET", keys[1], password=pw)[0] == "1"
+    redis_as("roost", "DEL", *keys, password=pw)
+
+
+@test
 def web_stop_and_start():
     stack.web_stop()
     try:
