@@ -22,8 +22,7 @@
 
 typedef struct roost_config {
 	char *database_url; /* ROOST_DATABASE_URL: libpq conninfo or URI */
-	char *redis_url;    /* ROOST_REDIS_URL: redis://[:pw@]host:port[/db]
-	                     * or unix:///path/to/redis.sock[?db=N] */
+	char *redis_url;    /* ROOST_REDIS_URL: forms in redis_url.h */
 	char *jwt_secret;   /* ROOST_JWT_SECRET: >= 32 bytes when set */
 	char *schema;       /* ROOST_SCHEMA: tenant schema (single mode) */
 	char *tenant_mode;  /* ROOST_TENANT_MODE: "single" */

@@ -11,44 +11,14 @@
 #include <time.h>
 
 #include "log.h"
+#include "redis_url.h"
 
 struct kv {
-	char *host; /* NULL for a unix socket */
-	char *path; /* unix socket path */
-	int port;
-	char *password; /* NULL when none */
-	int dbnum;
+	redis_url u;
 	struct timeval timeout;
 	redisContext *ctx;
+	char last_error[256]; /* why the last connect or command failed */
 };
-
-static char *
-dupn(const char *s, size_t n)
-{
-	char *p = strndup(s, n);
-
-	if (p == NULL)
-		abort();
-	return p;
-}
-
-static int
-parse_num(const char *s, size_t n, int lo, int hi, int *out)
-{
-	long v = 0;
-
-	if (n == 0 || n > 9)
-		return -1;
-	for (size_t i = 0; i < n; i++) {
-		if (s[i] < '0' || s[i] > '9')
-			return -1;
-		v = v * 10 + (s[i] - '0');
-	}
-	if (v < lo || v > hi)
-		return -1;
-	*out = (int)v;
-	return 0;
-}
 
 kv *
 kv_new(const char *url, int timeout_ms, char *err, size_t errlen)
@@ -59,72 +29,11 @@ kv_new(const char *url, int timeout_ms, char *err, size_t errlen)
 		abort();
 	k->timeout.tv_sec = timeout_ms / 1000;
 	k->timeout.tv_usec = (timeout_ms % 1000) * 1000;
-	if (strncmp(url, "unix://", 7) == 0) {
-		const char *p = url + 7, *q = strchr(p, '?');
-		size_t n = q ? (size_t)(q - p) : strlen(p);
-
-		if (n == 0 || p[0] != '/') {
-			snprintf(err, errlen,
-			    "redis URL: unix:// needs an absolute socket path");
-			goto fail;
-		}
-		k->path = dupn(p, n);
-		if (q &&
-		    (strncmp(q, "?db=", 4) != 0 ||
-		        parse_num(q + 4, strlen(q + 4), 0, 15, &k->dbnum) !=
-		            0)) {
-			snprintf(err, errlen, "redis URL: expected ?db=0..15");
-			goto fail;
-		}
-		return k;
+	if (redis_url_parse(url, &k->u, err, errlen) != 0) {
+		free(k);
+		return NULL;
 	}
-	if (strncmp(url, "redis://", 8) == 0) {
-		const char *p = url + 8, *at = strchr(p, '@'), *slash, *colon;
-
-		if (at != NULL) {
-			const char *pw = memchr(p, ':', (size_t)(at - p));
-
-			if (pw == NULL) {
-				snprintf(err, errlen,
-				    "redis URL: expected "
-				    "redis://:password@host");
-				goto fail;
-			}
-			k->password = dupn(pw + 1, (size_t)(at - pw - 1));
-			p = at + 1;
-		}
-		slash = strchr(p, '/');
-		colon = memchr(p, ':', slash ? (size_t)(slash - p) : strlen(p));
-		k->port = 6379;
-		if (colon) {
-			size_t pn = slash ? (size_t)(slash - colon - 1)
-			                  : strlen(colon + 1);
-
-			if (parse_num(colon + 1, pn, 1, 65535, &k->port) != 0) {
-				snprintf(err, errlen, "redis URL: bad port");
-				goto fail;
-			}
-		}
-		k->host = dupn(p,
-		    colon       ? (size_t)(colon - p)
-		        : slash ? (size_t)(slash - p)
-		                : strlen(p));
-		if (k->host[0] == '\0') {
-			snprintf(err, errlen, "redis URL: missing host");
-			goto fail;
-		}
-		if (slash && slash[1] != '\0' &&
-		    parse_num(slash + 1, strlen(slash + 1), 0, 15, &k->dbnum) !=
-		        0) {
-			snprintf(err, errlen, "redis URL: bad database number");
-			goto fail;
-		}
-		return k;
-	}
-	snprintf(err, errlen, "redis URL must start with redis:// or unix://");
-fail:
-	kv_free(k);
-	return NULL;
+	return k;
 }
 
 void
@@ -134,31 +43,38 @@ kv_free(kv *k)
 		return;
 	if (k->ctx)
 		redisFree(k->ctx);
-	free(k->host);
-	free(k->path);
-	free(k->password);
+	redis_url_free(&k->u);
 	free(k);
 }
 
 static void
 drop(kv *k, const char *why)
 {
+	snprintf(
+	    k->last_error, sizeof(k->last_error), "connection lost: %s", why);
 	log_warn("redis connection lost: %s", why);
 	redisFree(k->ctx);
 	k->ctx = NULL;
 }
 
-/* Runs a setup command right after connecting; -1 drops the connection. */
+/* Runs a setup command right after connecting; -1 drops the connection
+ * with the reason in k->last_error. what names the step for it. */
 static int
-setup_cmd(kv *k, int argc, const char **argv)
+setup_cmd(kv *k, int argc, const char **argv, const char *what)
 {
 	redisReply *r = redisCommandArgv(k->ctx, argc, argv, NULL);
 	int ok = r != NULL && r->type != REDIS_REPLY_ERROR;
+	char where[160];
 
-	if (r == NULL)
+	redis_url_where(&k->u, where, sizeof(where));
+	if (r == NULL) {
 		drop(k, k->ctx->errstr);
-	else if (!ok) {
-		log_warn("redis %s failed: %s", argv[0], r->str);
+	} else if (!ok) {
+		snprintf(k->last_error, sizeof(k->last_error), "%s (%s)", what,
+		    r->str);
+		log_error("redis %s: %s; check ROOST_REDIS_URL%s%s", where,
+		    k->last_error, k->u.user ? ", user " : "",
+		    k->u.user ? k->u.user : "");
 		redisFree(k->ctx);
 		k->ctx = NULL;
 	}
@@ -170,15 +86,21 @@ setup_cmd(kv *k, int argc, const char **argv)
 rerr
 kv_ensure(kv *k)
 {
+	char where[160];
+
 	if (k->ctx != NULL)
 		return R_SUCCESS;
-	k->ctx = k->path
-	    ? redisConnectUnixWithTimeout(k->path, k->timeout)
-	    : redisConnectWithTimeout(k->host, k->port, k->timeout);
+	k->ctx = k->u.path
+	    ? redisConnectUnixWithTimeout(k->u.path, k->timeout)
+	    : redisConnectWithTimeout(k->u.host, k->u.port, k->timeout);
 	if (k->ctx == NULL)
 		abort();
 	if (k->ctx->err) {
-		log_warn("redis connection failed: %s", k->ctx->errstr);
+		snprintf(k->last_error, sizeof(k->last_error),
+		    "unreachable: %s: %s",
+		    redis_url_where(&k->u, where, sizeof(where)),
+		    k->ctx->errstr);
+		log_warn("redis connection failed: %s", k->last_error);
 		redisFree(k->ctx);
 		k->ctx = NULL;
 		return R_UNAVAILABLE;
@@ -186,23 +108,43 @@ kv_ensure(kv *k)
 	/* The same bound for commands: a hung Redis fails a request in
 	 * bounded time instead of wedging the worker. */
 	redisSetTimeout(k->ctx, k->timeout);
-	if (k->host)
+	if (k->u.host)
 		redisEnableKeepAlive(k->ctx);
-	if (k->password) {
-		const char *argv[] = { "AUTH", k->password };
+	if (k->u.password) {
+		/* AUTH USER PASSWORD for an ACL user (Redis 6+), AUTH
+		 * PASSWORD for requirepass or the "default" user. */
+		const char *argv[] = { "AUTH", k->u.user ? k->u.user : "",
+			k->u.password };
 
-		if (setup_cmd(k, 2, argv) != 0)
+		if (k->u.user == NULL) {
+			argv[1] = k->u.password;
+			if (setup_cmd(k, 2, argv, "authentication failed") != 0)
+				return R_UNAVAILABLE;
+		} else if (setup_cmd(k, 3, argv, "authentication failed") != 0)
 			return R_UNAVAILABLE;
 	}
-	if (k->dbnum != 0) {
+	if (k->u.dbnum != 0) {
 		char num[8];
 		const char *argv[] = { "SELECT", num };
 
-		snprintf(num, sizeof(num), "%d", k->dbnum);
-		if (setup_cmd(k, 2, argv) != 0)
+		snprintf(num, sizeof(num), "%d", k->u.dbnum);
+		if (setup_cmd(k, 2, argv, "SELECT of the database failed") != 0)
 			return R_UNAVAILABLE;
 	}
+	k->last_error[0] = '\0';
 	return R_SUCCESS;
+}
+
+const char *
+kv_last_error(const kv *k)
+{
+	return k->last_error;
+}
+
+const redis_url *
+kv_target(const kv *k)
+{
+	return &k->u;
 }
 
 static void
@@ -246,7 +188,19 @@ kv_cmdv(
 		    strncmp(r->str, "BUSY", 4) == 0) {
 			*err = R_UNAVAILABLE;
 		} else {
-			log_error("redis %s: %s", argv[0], r->str);
+			/* A Redis that wants a password Roost was not given,
+			 * or an ACL that does not cover a command or key:
+			 * configuration, so say where to look. */
+			const char *hint = strncmp(r->str, "NOAUTH", 6) == 0
+			    ? " (set the user and password in ROOST_REDIS_URL)"
+			    : strncmp(r->str, "NOPERM", 6) == 0
+			    ? " (widen the Redis user's ACL: docs/deploy.md, "
+			      "\"3. Redis\")"
+			    : "";
+
+			snprintf(k->last_error, sizeof(k->last_error),
+			    "%s refused: %s%s", argv[0], r->str, hint);
+			log_error("redis %s", k->last_error);
 			*err = R_INTERNAL;
 		}
 	}
@@ -295,17 +249,6 @@ char *
 kv_key(arena *a, const char *tenant, const char *suffix)
 {
 	return arena_printf(a, "roost:{%s}:%s", tenant, suffix);
-}
-
-void
-kv_endpoint(const kv *k, const char **host, int *port, const char **path,
-    const char **password, int *dbnum)
-{
-	*host = k->host;
-	*port = k->port;
-	*path = k->path;
-	*password = k->password;
-	*dbnum = k->dbnum;
 }
 
 struct kv_sub {

@@ -18,10 +18,11 @@
 
 #include "arena.h"
 #include "error.h"
+#include "redis_url.h"
 
 typedef struct kv kv;
 
-/* Parses url (see config.h) and returns a handle, or NULL with a reason in
+/* Parses url (redis_url.h) and returns a handle, or NULL with a reason in
  * err. Does not connect. The caller owns it: kv_free(). */
 kv *kv_new(const char *url, int timeout_ms, char *err, size_t errlen);
 void kv_free(kv *k);
@@ -44,11 +45,16 @@ redisReply *kv_cmd(kv *k, arena *a, rerr *err, const char *arg0, ...)
  * be dead (Redis restarted between requests). R_SUCCESS or R_UNAVAILABLE. */
 rerr kv_ping(kv *k, arena *a);
 
-/* Where k connects, for a process that opens its own extra connections
- * (roost-relay's asynchronous subscriber). host is NULL for a unix socket,
- * path NULL for TCP; password NULL when none. */
-void kv_endpoint(const kv *k, const char **host, int *port, const char **path,
-    const char **password, int *dbnum);
+/* Where and as whom k connects (ROOST_REDIS_URL taken apart), for a
+ * process that opens its own extra connections (roost-relay's
+ * asynchronous subscriber, roostctl check's probe). Owned by k. */
+const redis_url *kv_target(const kv *k);
+
+/* Why the last connect or command failed, for roostctl check and logs:
+ * "unreachable: HOST:PORT: Connection refused", "authentication failed
+ * (WRONGPASS ...)", "PING refused: NOAUTH ..."; "" after a successful
+ * connect. Never holds the password. Owned by k. */
+const char *kv_last_error(const kv *k);
 
 /* A separate connection subscribed to channels, for a blocking wait
  * (roost.fcgi serving GET /api/v1/events itself). */

@@ -124,13 +124,6 @@ struct conn {
 	conn *pending_next, *ready_next, *resume_next, *close_next;
 };
 
-typedef struct redis_target {
-	char *host;
-	char *path;
-	int port;
-	char *password;
-} redis_target;
-
 /* A stream entry formatted once for all its subscribers. */
 typedef struct frames {
 	buf sse, json;
@@ -168,7 +161,7 @@ struct relay {
 	bool drain; /* a worker asked for a drain (outbox_kick) */
 
 	/* The subscriber connection (wake and ephemeral channels). */
-	redis_target rt;
+	const redis_url *rt; /* ROOST_REDIS_URL, borrowed from ap.kv */
 	redisAsyncContext *sub;
 	bool subscribed; /* all three channels confirmed */
 	char *wake_ch, *eph_ch, *drain_ch;
@@ -1023,12 +1016,16 @@ on_sub_disconnect(const redisAsyncContext *ac, int status)
 static void
 on_auth(redisAsyncContext *ac, void *reply, void *priv)
 {
+	relay *r = priv;
 	redisReply *m = reply;
+	char where[160];
 
 	(void)ac;
-	(void)priv;
 	if (m != NULL && m->type == REDIS_REPLY_ERROR)
-		log_error("Redis AUTH failed: %s", m->str);
+		log_error("the Redis subscriber's authentication failed (%s) "
+		          "at %s; check the user and password in "
+		          "ROOST_REDIS_URL",
+		    m->str, redis_url_where(r->rt, where, sizeof(where)));
 }
 
 static void
@@ -1083,8 +1080,8 @@ sub_connect(relay *r)
 	redisAsyncContext *ac;
 	const char *argv[4];
 
-	ac = r->rt.path ? redisAsyncConnectUnix(r->rt.path)
-	                : redisAsyncConnect(r->rt.host, r->rt.port);
+	ac = r->rt->path ? redisAsyncConnectUnix(r->rt->path)
+	                 : redisAsyncConnect(r->rt->host, r->rt->port);
 	if (ac == NULL || ac->err) {
 		if (warn_due(&r->warned_sub))
 			log_warn("cannot connect the Redis subscriber: %s",
@@ -1104,10 +1101,16 @@ sub_connect(relay *r)
 	r->sub = ac;
 	redisAsyncSetConnectCallback(ac, on_sub_connect);
 	redisAsyncSetDisconnectCallback(ac, on_sub_disconnect);
-	if (r->rt.password != NULL) {
-		argv[0] = "AUTH";
-		argv[1] = r->rt.password;
-		redisAsyncCommandArgv(ac, on_auth, r, 2, argv, NULL);
+	if (r->rt->password != NULL) {
+		/* As lib/kv.c: AUTH USER PASSWORD for an ACL user. The
+		 * database number does not matter to pub/sub. */
+		int n = 0;
+
+		argv[n++] = "AUTH";
+		if (r->rt->user != NULL)
+			argv[n++] = r->rt->user;
+		argv[n++] = r->rt->password;
+		redisAsyncCommandArgv(ac, on_auth, r, n, argv, NULL);
 	}
 	/* Subscribed once, for the life of the connection; nothing else is
 	 * ever sent on it (PITFALLS.md). */
@@ -1116,52 +1119,6 @@ sub_connect(relay *r)
 	argv[2] = r->eph_ch;
 	argv[3] = r->drain_ch;
 	redisAsyncCommandArgv(ac, on_pubsub, r, 4, argv, NULL);
-}
-
-/* ROOST_REDIS_URL (config.h) as host/port/password or socket path. The
- * database number does not matter to pub/sub. */
-static int
-parse_redis_url(const char *url, redis_target *t, char *err, size_t errlen)
-{
-	memset(t, 0, sizeof(*t));
-	if (strncmp(url, "unix://", 7) == 0) {
-		const char *p = url + 7;
-
-		t->path = strndup(p, strcspn(p, "?"));
-		if (t->path == NULL)
-			abort();
-		return 0;
-	}
-	if (strncmp(url, "redis://", 8) == 0) {
-		const char *p = url + 8, *at = strchr(p, '@'), *colon;
-		size_t hn;
-
-		if (at != NULL) {
-			const char *pw = memchr(p, ':', (size_t)(at - p));
-
-			if (pw != NULL) {
-				t->password =
-				    strndup(pw + 1, (size_t)(at - pw - 1));
-				if (t->password == NULL)
-					abort();
-			}
-			p = at + 1;
-		}
-		hn = strcspn(p, ":/");
-		t->host = strndup(p, hn);
-		if (t->host == NULL)
-			abort();
-		colon = p[hn] == ':' ? p + hn : NULL;
-		t->port = colon ? atoi(colon + 1) : 6379;
-		if (hn > 0 && t->port > 0 && t->port < 65536)
-			return 0;
-	}
-	snprintf(err, errlen, "cannot use ROOST_REDIS_URL for the subscriber");
-	free(t->host);
-	free(t->path);
-	free(t->password);
-	memset(t, 0, sizeof(*t));
-	return -1;
 }
 
 /* --------------------------------------------------------- subscribers */
@@ -2203,9 +2160,6 @@ teardown(relay *r)
 	outq_frame_unref(r->resync_frame);
 	buf_free(&r->fr.sse);
 	buf_free(&r->fr.json);
-	free(r->rt.host);
-	free(r->rt.path);
-	free(r->rt.password);
 	free(r->wake_ch);
 	free(r->eph_ch);
 	free(r->drain_ch);
@@ -2246,12 +2200,7 @@ relay_run(const relay_opts *o)
 	r->ap.stream_mode = STREAM_HANDOFF;
 	r->tenant = r->ap.cfg.schema;
 	r->heartbeat_ms = r->ap.cfg.sse_heartbeat_s * 1000;
-	if (parse_redis_url(r->ap.cfg.redis_url, &r->rt, err, sizeof(err)) !=
-	    0) {
-		log_error("cannot start: %s", err);
-		rc = 78;
-		goto out;
-	}
+	r->rt = kv_target(r->ap.kv);
 	r->wake_ch = xstrdup(kv_key(r->ap.arena, r->tenant, "wake"));
 	r->eph_ch = xstrdup(kv_key(r->ap.arena, r->tenant, "eph"));
 	r->drain_ch = xstrdup(kv_key(r->ap.arena, r->tenant, "drain"));

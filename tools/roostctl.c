@@ -9,10 +9,13 @@
  *   78 configuration error
  */
 #include <errno.h>
+#include <grp.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <termios.h>
 #include <time.h>
 #include <unistd.h>
@@ -719,12 +722,182 @@ check_stream(app *ap, bool relay_up)
 	return failed + 1;
 }
 
+/* "srwxrwx---" for a stat mode. */
+static void
+mode_string(mode_t m, char out[11])
+{
+	static const char rwx[] = "rwxrwxrwx";
+
+	out[0] = S_ISSOCK(m) ? 's' : S_ISDIR(m) ? 'd' : '-';
+	for (int i = 0; i < 9; i++)
+		out[i + 1] = (m & (0400 >> i)) ? rwx[i] : '-';
+	out[10] = '\0';
+}
+
+/* Whether users other than the socket's owner and group can connect to
+ * the unix socket at path: connecting takes write permission on the
+ * socket and search permission on every folder above it. 1 closed (with
+ * what closes it in why), 0 open, -1 when it cannot be told (no such
+ * socket). desc gets "MODE owner:group". */
+static int
+socket_closed(
+    const char *path, char *desc, size_t desclen, char *why, size_t whylen)
+{
+	char dir[4096], mode[11];
+	struct passwd *pw;
+	struct group *gr;
+	struct stat st;
+	char *slash;
+
+	if (stat(path, &st) != 0)
+		return -1;
+	mode_string(st.st_mode, mode);
+	pw = getpwuid(st.st_uid);
+	gr = getgrgid(st.st_gid);
+	if (pw != NULL && gr != NULL)
+		snprintf(
+		    desc, desclen, "%s %s:%s", mode, pw->pw_name, gr->gr_name);
+	else
+		snprintf(desc, desclen, "%s %ld:%ld", mode, (long)st.st_uid,
+		    (long)st.st_gid);
+	if ((st.st_mode & S_IWOTH) == 0) {
+		if (st.st_mode & S_IWGRP)
+			snprintf(why, whylen,
+			    "; members of group %s can "
+			    "connect",
+			    gr ? gr->gr_name : "?");
+		else
+			why[0] = '\0';
+		return 1;
+	}
+	if (snprintf(dir, sizeof(dir), "%s", path) >= (int)sizeof(dir))
+		return 0;
+	while ((slash = strrchr(dir, '/')) != NULL && slash != dir) {
+		*slash = '\0';
+		if (stat(dir, &st) == 0 && (st.st_mode & S_IXOTH) == 0) {
+			snprintf(why, whylen,
+			    " (its folder %.200s is not searchable by others)",
+			    dir);
+			return 1;
+		}
+	}
+	return 0;
+}
+
+/* Connects to Roost's Redis as an outsider would: same address, no
+ * credentials, and PINGs. A Redis that answers gives every local
+ * account (or, beyond loopback, every host that reaches it) the event
+ * stream's message bodies and the power to forge stream tickets. */
+static int
+check_redis_outsiders(app *ap)
+{
+	const redis_url *u = kv_target(ap->kv);
+	struct timeval tv = { .tv_sec = ap->cfg.connect_timeout_s };
+	char desc[300] = "", why[300] = "", where[160];
+	redisContext *c;
+	redisReply *r;
+	int closed = 0, failed = 0;
+
+	redis_url_where(u, where, sizeof(where));
+	if (u->path != NULL &&
+	    (closed = socket_closed(
+	         u->path, desc, sizeof(desc), why, sizeof(why))) == 1)
+		printf("ok   redis: unix socket %s, closed to other users%s\n",
+		    desc, why);
+	c = u->path ? redisConnectUnixWithTimeout(u->path, tv)
+	            : redisConnectWithTimeout(u->host, u->port, tv);
+	if (c == NULL || c->err) {
+		if (closed != 1)
+			printf("     note: could not connect again without "
+			       "credentials to see whether Redis asks for a "
+			       "password (%s)\n",
+			    c ? c->errstr : "out of memory");
+		redisFree(c);
+		return 0;
+	}
+	redisSetTimeout(c, tv);
+	r = redisCommand(c, "PING");
+	if (r != NULL && r->type == REDIS_REPLY_ERROR &&
+	    (strncmp(r->str, "NOAUTH", 6) == 0 ||
+	        strncmp(r->str, "NOPERM", 6) == 0 ||
+	        strncmp(r->str, "WRONGPASS", 9) == 0 ||
+	        strncmp(r->str, "DENIED", 6) == 0)) {
+		printf(
+		    "ok   redis: refuses clients without a password (%.*s)\n",
+		    (int)strcspn(r->str, " "), r->str);
+	} else if (r == NULL) {
+		if (closed != 1)
+			printf("     note: Redis did not answer a PING without "
+			       "credentials (%s)\n",
+			    c->errstr);
+	} else if (closed == 1) {
+		printf("     note: it answers without a password: only the "
+		       "socket's permissions keep other users out\n");
+	} else {
+		printf("FAIL redis: %s answers a client without a password "
+		       "(PING: %s): any local\n"
+		       "     account (any host, beyond loopback) can read "
+		       "every message from the event stream\n"
+		       "     and forge stream tickets. Give Redis an ACL user "
+		       "with a password and turn its\n"
+		       "     \"default\" user off (or set requirepass), or use "
+		       "a unix socket closed to other\n"
+		       "     users: docs/deploy.md, \"3. Redis\", has the "
+		       "lines\n",
+		    where,
+		    r->type == REDIS_REPLY_STATUS ||
+		            r->type == REDIS_REPLY_ERROR
+		        ? r->str
+		        : "answered");
+		failed = 1;
+	}
+	if (r != NULL)
+		freeReplyObject(r);
+	redisFree(c);
+	return failed;
+}
+
+static int
+check_redis(app *ap)
+{
+	const redis_url *u = kv_target(ap->kv);
+	char where[160];
+	redisReply *r;
+	rerr e;
+
+	redis_url_where(u, where, sizeof(where));
+	r = kv_cmd(ap->kv, ap->arena, &e, "PING", NULL);
+	if (r == NULL || e != R_SUCCESS) {
+		printf("FAIL redis: %s\n",
+		    kv_last_error(ap->kv)[0] ? kv_last_error(ap->kv)
+		                             : "unreachable");
+		return 1;
+	}
+	printf("ok   redis: PING answered (%s%s%s)\n", where,
+	    u->user           ? ", as user "
+	        : u->password ? ", with a password"
+	                      : "",
+	    u->user ? u->user : "");
+	/* Not a failure (Roost works), but every Redis restart would then
+	 * resync every client. A Redis that refuses CONFIG (renamed, ACL)
+	 * is not asked twice. */
+	r = kv_cmd(ap->kv, ap->arena, &e, "CONFIG", "GET", "appendonly", NULL);
+	if (r != NULL && e == R_SUCCESS && r->type == REDIS_REPLY_ARRAY &&
+	    r->elements == 2 && r->element[1]->type == REDIS_REPLY_STRING &&
+	    strcmp(r->element[1]->str, "no") == 0)
+		printf(
+		    "     note: appendonly is off: a Redis restart loses the "
+		    "event stream and every client must reload\n"
+		    "     (set appendonly yes and appendfsync everysec in "
+		    "redis.conf; docs/deploy.md)\n");
+	return check_redis_outsiders(ap);
+}
+
 static int
 cmd_check(app *ap)
 {
 	migrate_report rep;
 	char err[1024];
-	redisReply *r;
 	PGresult *res;
 	bool relay_up = false;
 	int failed = 0;
@@ -767,27 +940,7 @@ cmd_check(app *ap)
 			    rep.total);
 		}
 	}
-	r = kv_cmd(ap->kv, ap->arena, &e, "PING", NULL);
-	if (r != NULL && e == R_SUCCESS) {
-		printf("ok   redis: PING answered\n");
-		/* Not a failure (Roost works), but every Redis restart would
-		 * then resync every client. A Redis that refuses CONFIG
-		 * (renamed, ACL) is not asked twice. */
-		r = kv_cmd(
-		    ap->kv, ap->arena, &e, "CONFIG", "GET", "appendonly", NULL);
-		if (r != NULL && e == R_SUCCESS &&
-		    r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
-		    r->element[1]->type == REDIS_REPLY_STRING &&
-		    strcmp(r->element[1]->str, "no") == 0)
-			printf("     note: appendonly is off: a Redis restart "
-			       "loses the event stream and every client must "
-			       "reload\n"
-			       "     (set appendonly yes and appendfsync "
-			       "everysec in redis.conf; docs/deploy.md)\n");
-	} else {
-		printf("FAIL redis: unreachable\n");
-		failed++;
-	}
+	failed += check_redis(ap);
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0) {
 		printf("FAIL relay, stream: libcurl cannot start\n");
 		return EX_FAIL;

@@ -401,7 +401,14 @@ class Stack:
     @property
     def redis_socket(self):
         url = self.env_vars["ROOST_REDIS_URL"]
-        return url[len("unix://"):] if url.startswith("unix://") else url
+        return url[len("unix://"):].split("?", 1)[0] if url.startswith("unix://") else url
+
+    def redis_admin_env(self):
+        """Environment for `redis-cli --user admin`: scripts/stack's Redis
+        lets no client in without a password (REDISCLI_AUTH keeps it off
+        the command line)."""
+        with open(os.path.join(self.dir, "redis", "admin.password")) as f:
+            return dict(os.environ, REDISCLI_AUTH=f.read().strip())
 
     def psql(self, sql, user_db=None):
         """Run SQL as the roost user; return stdout (unaligned, tuples only)."""
@@ -413,8 +420,10 @@ class Stack:
         return p.stdout.decode().strip()
 
     def redis_cli(self, *args):
-        p = subprocess.run(["redis-cli", "-s", self.redis_socket, *args],
-                           capture_output=True, timeout=30)
+        """redis-cli as the stack's Redis admin user (every key and
+        command); stdout, stripped."""
+        p = subprocess.run(["redis-cli", "-s", self.redis_socket, "--user", "admin", *args],
+                           env=self.redis_admin_env(), capture_output=True, timeout=30)
         if p.returncode != 0:
             raise AssertionError(f"redis-cli failed: {p.stderr.decode(errors='replace')}")
         return p.stdout.decode().strip()

@@ -66,7 +66,9 @@ SLOW_HEAD_S (issue 12; docs/deploy.md, "Capacity"). nginx runs with the
 main and events {} settings its file's head tells to put in nginx.conf.
 
 The stack (PostgreSQL, Redis, roost-relay) comes from harness.Stack; its
-own lighttpd is not used. Loopback only; everything started is stopped
+own lighttpd is not used. Each shape also checks that the stack's Redis,
+its socket open to every user here, answers another account (nobody)
+without a password with NOAUTH, for PING and for the event stream. Loopback only; everything started is stopped
 (the last test checks that no process of a shape is left).
 """
 import glob
@@ -75,6 +77,7 @@ import os
 import pwd
 import re
 import shutil
+import subprocess
 import sys
 import tempfile
 import threading
@@ -304,6 +307,21 @@ def column_of(name):
     raise AssertionError(f"no path-table column for {name}")
 
 
+def redis_refuses_outsiders():
+    """Issue 13: the stack's Redis, whose socket the shapes open to every
+    user (ms.open_backends_to), answers a client without a password
+    (another local account: nobody) with NOAUTH, the event stream
+    included."""
+    got = []
+    for args in (["PING"], ["XRANGE", "roost:{roost}:events", "-", "+"]):
+        p = subprocess.run(["runuser", "-u", "nobody", "--", "redis-cli", "-s", stack.redis_socket,
+                            *args], env={"PATH": os.environ["PATH"]}, capture_output=True, timeout=10)
+        out = p.stdout.decode(errors="replace").strip()
+        assert out.startswith("NOAUTH"), f"redis-cli {args[0]} as nobody, no password: {out!r}"
+        got.append(f"{args[0]} {out.split()[0]}")
+    return ", ".join(got)
+
+
 def run_shape(name, setup, events, prefix="", after=None):
     use_relay(events == "relay")
     t0 = time.monotonic()
@@ -321,6 +339,7 @@ def run_shape(name, setup, events, prefix="", after=None):
         SECRETS.extend(target.secrets)
         if events == "relay":
             findings.update(capacity(site.port))
+        findings["redis as nobody, no password"] = redis_refuses_outsiders()
         if after is not None:
             findings.update(after(site))
         findings["timing"] = f"start {t1 - t0:.1f}s, scenario {time.monotonic() - t1:.1f}s"

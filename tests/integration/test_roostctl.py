@@ -1,13 +1,17 @@
 #!/usr/bin/python3
 """Integration: roostctl migrate, create-admin and check, with their exit
 codes, against a real PostgreSQL and Redis; migrations under concurrency
-and a changed migration file."""
+and a changed migration file; check against Redis servers of its own
+(no password, an ACL user, requirepass, open and closed unix sockets):
+a Redis that answers a client without a password fails the check."""
 import os
 import shutil
+import socket
 import subprocess
 import tempfile
+import time
 
-from harness import Stack, run_tests, test
+from harness import Stack, free_port, run_tests, test, wait_until
 
 stack = Stack(workers=1)
 BUILD = os.environ.get("ROOST_BUILD_DIR", os.path.join(os.path.dirname(__file__), "../../build"))
@@ -194,6 +198,136 @@ def run_jobs_purges_messages_past_retention():
     assert ev == f"5 {eph}", ev
     p = ctl("run-jobs")
     assert p.returncode == 0 and b"purged 0 message(s)" in p.stdout
+
+
+class Redis:
+    """A redis-server of the test's own (Debian's 7.0) in a temp folder:
+    on 127.0.0.1:port, or on a unix socket (port 0) with the given mode,
+    plus conf lines. Stopped by stop()."""
+
+    def __init__(self, conf=(), unix_perm=None, folder_mode=0o700):
+        self.dir = tempfile.mkdtemp(prefix="rr-", dir="/tmp")
+        os.chmod(self.dir, folder_mode)
+        self.sock = os.path.join(self.dir, "r.sock")
+        self.port = None if unix_perm else free_port()
+        lines = ["daemonize no", f"dir {self.dir}", 'save ""', "appendonly no",
+                 f"logfile {self.dir}/redis.log"]
+        if unix_perm:
+            lines += ["port 0", f"unixsocket {self.sock}", f"unixsocketperm {unix_perm}"]
+        else:
+            lines += ["bind 127.0.0.1", f"port {self.port}"]
+        with open(os.path.join(self.dir, "redis.conf"), "w") as f:
+            f.write("\n".join(lines + list(conf)) + "\n")
+        self.proc = subprocess.Popen(["redis-server", os.path.join(self.dir, "redis.conf")],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        if unix_perm:
+            wait_until(lambda: os.path.exists(self.sock), what="redis socket")
+        else:
+            def up():
+                try:
+                    socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                    return True
+                except OSError:
+                    return False
+            wait_until(up, what="redis port")
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(timeout=30)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def check_with(url):
+    """roostctl check with the stack's settings but Redis at url: (exit
+    status, the lines about Redis)."""
+    p = ctl("check", env={"ROOST_REDIS_URL": url})
+    lines = [x for x in p.stdout.decode().splitlines() if "redis" in x or x.startswith("     ")]
+    return p.returncode, "\n".join(lines)
+
+
+ACL = ["user default off ~* &* +@all",
+       "user roost on >p@ss:w/rd% ~roost:* &roost:* +@all -@dangerous +config|get"]
+
+
+@test
+def check_fails_a_redis_without_a_password():
+    """Issue 13: Debian's Redis on 127.0.0.1:6379 with no password let any
+    local account read the event stream and forge stream tickets."""
+    r = Redis()
+    try:
+        rc, out = check_with(f"redis://127.0.0.1:{r.port}/0")
+        assert rc == 1, out
+        assert f"FAIL redis: 127.0.0.1:{r.port} answers a client without a password" in out, out
+        assert "docs/deploy.md" in out and '"default" user off' in out, out
+    finally:
+        r.stop()
+
+
+@test
+def check_passes_a_redis_with_an_acl_user():
+    """An ACL user (its password percent-encoded in the URL) and the
+    default user off: ok, and an outsider's PING is refused. A wrong
+    password and a missing one fail with Redis's own reason."""
+    r = Redis(ACL)
+    try:
+        good = f"redis://roost:p%40ss%3Aw%2Frd%25@127.0.0.1:{r.port}/0"
+        rc, out = check_with(good)
+        assert rc == 0, out
+        assert f"ok   redis: PING answered (127.0.0.1:{r.port}, as user roost)" in out, out
+        assert "ok   redis: refuses clients without a password (NOAUTH)" in out, out
+        assert "p@ss" not in out and "p%40ss" not in out, "the password was printed"
+        rc, out = check_with(f"redis://roost:wrong@127.0.0.1:{r.port}/0")
+        assert rc == 1 and "FAIL redis: authentication failed (WRONGPASS" in out, out
+        rc, out = check_with(f"redis://127.0.0.1:{r.port}/0")
+        assert rc == 1 and "FAIL redis: PING refused: NOAUTH" in out, out
+        assert "ROOST_REDIS_URL" in out, out
+    finally:
+        r.stop()
+
+
+@test
+def check_passes_a_redis_with_requirepass():
+    r = Redis(["requirepass s3cret-pass"])
+    try:
+        rc, out = check_with(f"redis://:s3cret-pass@127.0.0.1:{r.port}")
+        assert rc == 0 and "ok   redis: refuses clients without a password (NOAUTH)" in out, out
+    finally:
+        r.stop()
+
+
+@test
+def check_looks_at_a_unix_sockets_permissions():
+    """A socket no other user can open is ok even without a password (with
+    a note); one that everybody can open must refuse clients without a
+    password; the credentials may sit in the URL's query."""
+    r = Redis(unix_perm="700", folder_mode=0o755)
+    try:
+        rc, out = check_with(f"unix://{r.sock}")
+        assert rc == 0, out
+        assert "ok   redis: unix socket srwx------ root:root, closed to other users" in out, out
+        assert "note: it answers without a password" in out, out
+    finally:
+        r.stop()
+    r = Redis(unix_perm="777", folder_mode=0o700)
+    try:
+        rc, out = check_with(f"unix://{r.sock}")
+        assert rc == 0, out
+        assert "closed to other users (its folder " in out and "is not searchable by others" in out, out
+    finally:
+        r.stop()
+    r = Redis(unix_perm="777", folder_mode=0o755)
+    try:
+        rc, out = check_with(f"unix://{r.sock}")
+        assert rc == 1 and f"FAIL redis: unix socket {r.sock} answers a client without a password" in out, out
+    finally:
+        r.stop()
+    r = Redis(ACL, unix_perm="777", folder_mode=0o755)
+    try:
+        rc, out = check_with(f"unix://{r.sock}?user=roost&password=p%40ss%3Aw%2Frd%25")
+        assert rc == 0 and "ok   redis: refuses clients without a password (NOAUTH)" in out, out
+        assert "closed to other users" not in out, out
+    finally:
+        r.stop()
 
 
 if __name__ == "__main__":

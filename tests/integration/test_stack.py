@@ -2,12 +2,13 @@
 """Integration: the development stack itself (scripts/stack).
 
 PostgreSQL answers on its unix socket with the env's conninfo, Redis answers
-PING, lighttpd serves web/index.html and answers its own errors with JSON,
+PING to its ACL users only (none without a password; Roost's user only on
+Roost's keys), lighttpd serves web/index.html and answers its own errors with JSON,
 single services stop and start, Redis keeps its data across a restart
 (append-only file), pg-start brings PostgreSQL back at once
 after kill -9 of the postmaster (whose zombie pg_ctl takes for a running
-server), a second `start` reuses everything, and `stop` leaves nothing
-running. Needs no Roost binary, except the last check
+server), a second `start` reuses everything, a folder from before Redis had
+passwords gets them on `start`, and `stop` leaves nothing running. Needs no Roost binary, except the last check
 that lighttpd runs the configured number of workers."""
 import json
 import os
@@ -38,8 +39,8 @@ def psql(sql):
 
 
 def redis_ping():
-    p = subprocess.run(["redis-cli", "-s", stack.redis_socket, "ping"],
-                       capture_output=True, timeout=10)
+    p = subprocess.run(["redis-cli", "-s", stack.redis_socket, "--user", "admin", "ping"],
+                       env=stack.redis_admin_env(), capture_output=True, timeout=10)
     return p.stdout.decode().strip()
 
 
@@ -103,6 +104,63 @@ def postgres_has_no_tcp_listener():
 def redis_answers_ping():
     assert redis_ping() == "PONG"
     assert stack.redis_cli("CONFIG", "GET", "port").splitlines()[-1] == "0"
+
+
+def redis_as(user=None, *args, password=None):
+    """redis-cli on the stack's socket: as nobody-in-particular (no
+    credentials) when user is None, else as that ACL user. Returns
+    (stdout, stderr) stripped."""
+    cmd = ["redis-cli", "-s", stack.redis_socket]
+    env = {k: v for k, v in os.environ.items() if k != "REDISCLI_AUTH"}
+    if user is not None:
+        cmd += ["--user", user]
+        env["REDISCLI_AUTH"] = password
+    p = subprocess.run(cmd + list(args), env=env, capture_output=True, timeout=10)
+    return p.stdout.decode().strip(), p.stderr.decode().strip()
+
+
+def roost_password():
+    url = stack.env_vars["ROOST_REDIS_URL"]
+    m = re.fullmatch(r"unix://(/[^?]+)\?user=roost&password=([0-9a-f]{64})", url)
+    assert m, f"ROOST_REDIS_URL has no roost user and password: {url}"
+    return m[2]
+
+
+def health_redis():
+    if not os.access(os.path.join(BUILD_DIR, "roost.fcgi"), os.X_OK):
+        return None
+    status, _, body = get("/api/v1/health")
+    return json.loads(body).get("redis")
+
+
+@test
+def redis_refuses_clients_without_a_password():
+    """Issue 13: any local account read the event stream and forged
+    stream tickets. No client gets in without a password now; Roost's
+    own user reaches only Roost's keys; the passwords stay private."""
+    for args in (["PING"], ["XRANGE", "roost:{roost}:events", "-", "+"],
+                 ["SET", "roost:{roost}:ticket:forged", "1:1:1"], ["KEYS", "*"]):
+        out, _ = redis_as(None, *args)
+        assert out.startswith("NOAUTH"), f"{args} without a password: {out!r}"
+    out, err = redis_as("default", "PING", password="")
+    assert "WRONGPASS" in err + out, (out, err)
+    for name in ("roost", "admin"):
+        f = os.path.join(stack.dir, "redis", f"{name}.password")
+        assert os.stat(f).st_mode & 0o777 == 0o600, oct(os.stat(f).st_mode)
+        assert re.fullmatch(r"[0-9a-f]{64}", open(f).read().strip())
+    with open(os.path.join(stack.dir, "redis", "redis.conf")) as f:
+        conf = f.read()
+    assert "user default off" in conf and open(os.path.join(stack.dir, "redis", "admin.password")) \
+        .read().strip() not in conf, "redis.conf must hold hashes, not passwords"
+    pw = roost_password()
+    assert pw == open(os.path.join(stack.dir, "redis", "roost.password")).read().strip()
+    assert redis_as("roost", "PING", password=pw)[0] == "PONG"
+    assert redis_as("roost", "XLEN", "roost:{roost}:events", password=pw)[0].isdigit()
+    for args in (["GET", "other:key"], ["FLUSHALL"], ["CONFIG", "SET", "dir", "/tmp"],
+                 ["PUBLISH", "other", "x"]):
+        out, _ = redis_as("roost", *args, password=pw)
+        assert out.startswith("NOPERM"), f"the roost user ran {args}: {out!r}"
+    assert health_redis() in (None, "ok"), "the workers do not get into Redis"
 
 
 @test
@@ -228,8 +286,8 @@ def redis_stop_and_start():
 
 
 def redis_cli(*args):
-    p = subprocess.run(["redis-cli", "-s", stack.redis_socket, *args],
-                       capture_output=True, timeout=10)
+    p = subprocess.run(["redis-cli", "-s", stack.redis_socket, "--user", "admin", *args],
+                       env=stack.redis_admin_env(), capture_output=True, timeout=10)
     return p.stdout.decode().strip()
 
 
@@ -254,6 +312,27 @@ def redis_keeps_its_data_across_a_restart():
 
 
 @test
+def a_scripts_writes_survive_a_redis_restart():
+    """Roost writes through scripts (EVAL), which the append-only file
+    keeps as MULTI/EXEC blocks; Redis 7.0 replays those with the default
+    user's rights, so a default user with none (plain "user default
+    off") dropped them all on restart: the event stream, its counter and
+    its epoch."""
+    pw = roost_password()
+    script = "redis.call('SET', KEYS[1], ARGV[1]); redis.call('INCR', KEYS[2]); return 1"
+    keys = ["roost:{roost}:test:kept", "roost:{roost}:test:n"]
+    out, err = redis_as("roost", "EVAL", script, "2", *keys, "by a script", password=pw)
+    assert out == "1", (out, err)
+    stack.redis_stop()
+    stack.redis_start()
+    with open(stack.log_path("redis"), errors="replace") as f:
+        assert "NOPERM" not in f.read(), "Redis refused part of its append-only file"
+    assert redis_as("roost", "GET", keys[0], password=pw)[0] == "by a script", "the script's writes are gone"
+    assert redis_as("roost", "GET", keys[1], password=pw)[0] == "1"
+    redis_as("roost", "DEL", *keys, password=pw)
+
+
+@test
 def web_stop_and_start():
     stack.web_stop()
     try:
@@ -273,6 +352,37 @@ def second_start_reuses_everything():
     assert open(os.path.join(stack.dir, "pg", "data", "postmaster.pid")).readline().strip() == pg_pid
     assert stack.lighttpd_pid() == web_pid, "lighttpd was restarted without a reason"
     assert psql("SELECT 1").returncode == 0 and redis_ping() == "PONG" and get("/")[0] == 200
+
+
+@test
+def an_old_state_folder_gets_a_password_on_start():
+    """A folder from before Redis had users (its Redis running without
+    one, ROOST_REDIS_URL without credentials): `start` rewrites
+    redis.conf, restarts Redis (keeping its data) and the workers, and
+    from then on Redis refuses clients without a password."""
+    stack.redis_stop()
+    conf = os.path.join(stack.dir, "redis", "redis.conf")
+    with open(conf) as f:
+        old = "".join(line for line in f if not line.startswith("user "))
+    with open(conf, "w") as f:
+        f.write(old)
+    for name in ("roost", "admin"):
+        os.unlink(os.path.join(stack.dir, "redis", f"{name}.password"))
+    subprocess.run(["redis-server", conf], check=True, capture_output=True, timeout=10)
+    wait_until(lambda: redis_as(None, "PING")[0] == "PONG", timeout=10)
+    assert redis_as(None, "SET", "roost:{roost}:kept", "from before")[0] == "OK"
+    env_file = os.path.join(stack.dir, "env")
+    with open(env_file) as f:
+        text = f.read()
+    with open(env_file, "w") as f:
+        f.write(re.sub(r"(?m)^ROOST_REDIS_URL=.*$",
+                       f"ROOST_REDIS_URL='unix://{stack.redis_socket}'", text))
+    stack.start()
+    assert redis_as(None, "PING")[0].startswith("NOAUTH")
+    pw = roost_password()
+    assert redis_as("roost", "GET", "roost:{roost}:kept", password=pw)[0] == "from before"
+    redis_as("roost", "DEL", "roost:{roost}:kept", password=pw)
+    assert health_redis() in (None, "ok"), "the workers kept the old ROOST_REDIS_URL"
 
 
 @test
