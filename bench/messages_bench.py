@@ -25,23 +25,39 @@ every test stack) and an admin made with roostctl, then:
 
 Loopback only; bounded in time (about a minute in all).
 
+Against a running stack instead (./roost up, with or without --pgbouncer):
+--url http://127.0.0.1:8080 --admin-env var/admin.env signs in as that
+admin. It raises the tenant's limits (messages_per_10s 1000,
+requests_per_minute 100000, ...) and leaves them so, and adds its users,
+rooms and messages to that database. The var/env beside admin.env (or
+--stack-env) gives the database for the checks and pgbench; without it
+those are skipped. The counts read the tenant's tables by schema-qualified
+name, so they work through PgBouncer in transaction mode too.
+
+--pgbouncer starts its own stack with pgbouncer between PostgreSQL and the
+workers and relay (scripts/stack's ROOST_STACK_PGBOUNCER=1, as ./roost up
+--pgbouncer); pgbench then goes through it too, as the workers do.
+
 Usage: bench/messages_bench.py [--clients N] [--seconds S] [--users-per-client K]
-                               [--rooms R]"""
+                               [--rooms R] [--skip-room-list] [--prepared]
+                               [--pgbouncer] [--url URL --admin-env FILE [--stack-env FILE]]"""
 import argparse
 import concurrent.futures
 import http.client
 import json
 import os
+import re
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../tests/integration"))
 import api  # noqa: E402
-from harness import Stack  # noqa: E402
+from harness import Stack, parse_env_file  # noqa: E402
 
 PGBENCH = "/usr/lib/postgresql/15/bin/pgbench"
 
@@ -131,6 +147,58 @@ PGBENCH_SCRIPT = ("\\set author random(1, 64)\n"
                   "VALUES (1, :author, 'text', 'bench message from pgbench');\n")
 
 
+class RunningStack(Stack):
+    """A stack someone else started (./roost up): its URL, and its env file
+    (DIR/env) when given. Never started or stopped here."""
+
+    def __init__(self, url, env_path):
+        u = urllib.parse.urlsplit(url)
+        if u.scheme != "http" or u.hostname not in ("127.0.0.1", "localhost") or u.path not in ("", "/"):
+            raise SystemExit(f"--url must be http://127.0.0.1:PORT (this machine, no path), not {url!r}")
+        self.env_vars = parse_env_file(env_path) if env_path else {}
+        self.env_vars["ROOST_URL"] = f"http://127.0.0.1:{u.port or 80}"
+        self.port = u.port or 80
+        self.dir = self.env_vars.get("ROOST_STATE_DIR", "")
+        self.workers = int(self.env_vars.get("ROOST_WORKERS") or 0)
+        self.relay = bool(self.env_vars.get("ROOST_RELAY_PORT"))
+        self.extra_env = {}
+        self._stopped = True
+        self._extra_relays = []
+
+    def start(self):
+        raise AssertionError("a running stack is not started here")
+
+    def stop(self):
+        pass
+
+
+def read_admin_env(path):
+    """(email, password) from ./roost up's var/admin.env."""
+    e = parse_env_file(path)
+    try:
+        return e["ROOST_ADMIN_EMAIL"], e["ROOST_ADMIN_PASSWORD"]
+    except KeyError as k:
+        raise SystemExit(f"{path} has no {k.args[0]}")
+
+
+def schema(stack):
+    s = stack.env_vars.get("ROOST_SCHEMA", "roost")
+    if not re.fullmatch(r"[a-z_][a-z0-9_]*", s):
+        raise SystemExit(f"unexpected ROOST_SCHEMA {s!r}")
+    return s
+
+
+def sql(stack, query):
+    """One query, tables qualified with {S}: no session state, so it works
+    through PgBouncer in transaction mode (api.sql sets search_path for its
+    session, which a transaction pooler does not keep)."""
+    return stack.psql(query.replace("{S}", schema(stack)))
+
+
+def db_mode(stack):
+    return stack.env_vars.get("ROOST_STACK_DB", "private")
+
+
 def ms(us):
     return f"{us / 1000:7.2f} ms"
 
@@ -170,8 +238,10 @@ def bench_send(stack, admin, args, wrk):
     room = api.create_room(stack, people[0][1], name="Bench room", max_members=0)
     parallel(lambda p: api.join_room(stack, p[1], room["id"]), people[1:])
     print(f"  setup: {n_users} users signed in and joined one room in {time.monotonic() - t0:.1f} s", flush=True)
-    before = int(api.sql(stack, f"SELECT count(*) FROM messages WHERE room_id = {room['id']}"))
-    ev_mark = int(api.sql(stack, "SELECT coalesce(max(id), 0) FROM events"))
+    checks = bool(stack.env_vars.get("ROOST_DATABASE_URL"))
+    if checks:
+        before = int(sql(stack, f"SELECT count(*) FROM {{S}}.messages WHERE room_id = {room['id']}"))
+        ev_mark = int(sql(stack, "SELECT coalesce(max(id), 0) FROM {S}.events"))
     if args.pg_stats:
         stack.psql("CREATE EXTENSION IF NOT EXISTS pg_stat_statements; SELECT pg_stat_statements_reset()",
                    user_db=superuser_url(stack))
@@ -193,17 +263,22 @@ def bench_send(stack, admin, args, wrk):
     if args.pg_stats:  # before the checks below add statements of their own
         print_pg_stats(stack, created)
     time.sleep(1.0)  # requests still in a worker when wrk stopped finish and commit
-    stored, events = (int(x) for x in api.sql(
-        stack, f"SELECT (SELECT count(*) FROM messages WHERE room_id = {room['id']}) - {before}, "
-               "(SELECT count(*) FROM events WHERE type = 'message.created' "
-               f"AND room_id = {room['id']} AND id > {ev_mark})").split("|"))
+    stored = events = None
+    if checks:
+        stored, events = (int(x) for x in sql(
+            stack, f"SELECT (SELECT count(*) FROM {{S}}.messages WHERE room_id = {room['id']}) - {before}, "
+                   "(SELECT count(*) FROM {S}.events WHERE type = 'message.created' "
+                   f"AND room_id = {room['id']} AND id > {ev_mark})").split("|"))
     secs = r["duration_us"] / 1e6
     return {"rate": created / secs, "secs": secs, "created": created, "stored": stored, "events": events, **r}
 
 
 def superuser_url(stack):
-    """The stack's PostgreSQL as its superuser (initdb made "postgres", trust auth on the socket)."""
-    return stack.env_vars["ROOST_DATABASE_URL"].replace("user=roost", "user=postgres")
+    """The stack's private PostgreSQL as its superuser (initdb made "postgres", trust auth on
+    the socket), directly: not through pgbouncer, which knows only the roost user."""
+    if db_mode(stack) == "external" or not stack.dir:
+        raise SystemExit("--pg-stats needs the stack's private PostgreSQL (not an existing database)")
+    return f"host={stack.dir}/pg/run port=5432 dbname=roost user=postgres"
 
 
 def print_pg_stats(stack, sends):
@@ -322,47 +397,83 @@ def main():
                          "with ./roost up, and workers only wake it")
     ap.add_argument("--pg-stats", action="store_true",
                     help="load pg_stat_statements and print where PostgreSQL's time goes per send")
+    ap.add_argument("--pgbouncer", action="store_true",
+                    help="start the stack with pgbouncer (transaction pooling) between PostgreSQL and the "
+                         "workers and relay (scripts/stack ROOST_STACK_PGBOUNCER=1, as ./roost up --pgbouncer)")
+    ap.add_argument("--skip-room-list", action="store_true", help="leave out part 3 (the room list)")
+    ap.add_argument("--url", help="benchmark a running stack at this URL (http://127.0.0.1:PORT) "
+                                  "instead of starting one; needs --admin-env")
+    ap.add_argument("--admin-env", help="with --url: the admin's credentials (./roost up's var/admin.env)")
+    ap.add_argument("--stack-env", help="with --url: the stack's settings (default: env beside --admin-env)")
     args = ap.parse_args()
+    if bool(args.url) != bool(args.admin_env):
+        ap.error("--url and --admin-env go together")
+    if args.url and (args.pgbouncer or args.durable or args.prepared or args.no_relay or args.pg_stats):
+        ap.error("--pgbouncer, --durable, --prepared, --no-relay and --pg-stats start a stack: not with --url")
     if not os.path.exists(PGBENCH):
         raise SystemExit(f"{PGBENCH} is missing (Debian package postgresql-15)")
     wrk = ensure_wrk()
-    env = {"ROOST_LOG_LEVEL": "warn"}
-    if args.durable:
-        env["ROOST_PG_FAST"] = "0"
-    if args.prepared:
-        env["ROOST_PG_PREPARED"] = "1"
-    if args.pg_stats:
-        env["ROOST_PG_CONF_EXTRA"] = ("shared_preload_libraries = 'pg_stat_statements'\n"
-                                      "pg_stat_statements.track = all\npg_stat_statements.track_planning = on")
-    stack = Stack(workers=args.workers, env=env, relay=not args.no_relay)
-    print(f"workers: {args.workers}, prepared statements: {'on' if args.prepared else 'off'}, "
-          f"relay: {'no (workers drain the outbox)' if args.no_relay else 'yes (it drains the outbox)'}")
-    print(f"postgresql: {'durable (fsync, synchronous_commit on)' if args.durable else 'fsync off (test settings)'}")
+    if args.url:
+        stack_env = args.stack_env or os.path.join(os.path.dirname(os.path.abspath(args.admin_env)), "env")
+        if not os.path.exists(stack_env):
+            print(f"no {stack_env}: the database checks and pgbench are skipped")
+            stack_env = None
+        stack = RunningStack(args.url, stack_env)
+        print(f"a running stack at {stack.url_base}: workers {stack.workers or '?'}, prepared statements "
+              f"{'on' if stack.env_vars.get('ROOST_PG_PREPARED') == '1' else 'off (or unknown)'}, "
+              f"relay {'yes' if stack.relay else 'no'}, database: {db_mode(stack) if stack_env else '?'}")
+    else:
+        env = {"ROOST_LOG_LEVEL": "warn"}
+        if args.durable:
+            env["ROOST_PG_FAST"] = "0"
+        if args.prepared:
+            env["ROOST_PG_PREPARED"] = "1"
+        if args.pgbouncer:
+            env["ROOST_STACK_PGBOUNCER"] = "1"
+        if args.pg_stats:
+            env["ROOST_PG_CONF_EXTRA"] = ("shared_preload_libraries = 'pg_stat_statements'\n"
+                                          "pg_stat_statements.track = all\npg_stat_statements.track_planning = on")
+        stack = Stack(workers=args.workers, env=env, relay=not args.no_relay)
+        print(f"workers: {args.workers}, prepared statements: {'on' if args.prepared else 'off'}, "
+              f"relay: {'no (workers drain the outbox)' if args.no_relay else 'yes (it drains the outbox)'}")
+        print(f"postgresql: {'durable (fsync, synchronous_commit on)' if args.durable else 'fsync off (test settings)'}"
+              f", {'through pgbouncer (transaction pooling, unix socket)' if args.pgbouncer else 'direct (unix socket)'}")
+    have_db = bool(stack.env_vars.get("ROOST_DATABASE_URL"))
     try:
-        email, password = api.make_admin(stack)
+        if args.url:
+            email, password = read_admin_env(args.admin_env)
+        else:
+            email, password = api.make_admin(stack)
         admin = api.login(stack, email, password)["token"]
         api.set_settings(stack, admin, messages_per_10s=1000, requests_per_minute=100000,
                          login_attempts_per_15min=1000, rooms_per_user=10000)
-        print(f"Roost messages benchmark: {stack.workers} roost.fcgi workers behind lighttpd, "
-              f"{os.cpu_count()} CPU cores, PostgreSQL with fsync off (test stack)")
+        print(f"Roost messages benchmark: {stack.workers or '?'} roost.fcgi workers behind lighttpd, "
+              f"{os.cpu_count()} CPU cores, "
+              f"{'a running stack' if args.url else 'PostgreSQL with fsync ' + ('on' if args.durable else 'off')}")
         print()
         print(f"1. Send path: {args.clients} clients x {args.seconds} s, POST /api/v1/rooms/ID/messages (wrk)")
         s = bench_send(stack, admin, args, wrk)
         print()
-        print(f"2. Raw insert: pgbench, {args.clients} clients x {args.seconds} s, one-row INSERT into a "
-              "scratch table (unix socket)")
-        pg = bench_pgbench(stack, args)
-        pg_w = bench_pgbench(stack, args, clients=stack.workers)
+        pg = pg_w = None
+        if have_db:
+            print(f"2. Raw insert: pgbench, {args.clients} clients x {args.seconds} s, one-row INSERT into a "
+                  f"scratch table (the workers' ROOST_DATABASE_URL: {db_mode(stack)})")
+            pg = bench_pgbench(stack, args)
+            pg_w = bench_pgbench(stack, args, clients=stack.workers or args.clients)
+        else:
+            print("2. Raw insert: skipped (no stack env)")
         print()
         print(f"   (baseline: GET /api/v1/me with wrk, {args.clients} clients)")
         me = bench_get_me(stack, admin, args, wrk)
         floor = bench_get_me(stack, admin, args, wrk, "/api/v1/health")
         print()
-        print(f"3. Room list: GET /api/v1/rooms for a user in {args.rooms} rooms, all with unread messages")
-        rl = bench_room_list(stack, admin, args)
-        pids = stack.fcgi_pids()
+        rl = None
+        if not args.skip_room_list:
+            print(f"3. Room list: GET /api/v1/rooms for a user in {args.rooms} rooms, all with unread messages")
+            rl = bench_room_list(stack, admin, args)
+        pids = stack.fcgi_pids() if stack.dir else []
 
-        ratio = s["rate"] / pg["tps"] if pg["tps"] else float("nan")
+        ratio = s["rate"] / pg["tps"] if pg and pg["tps"] else float("nan")
         print()
         print("=" * 72)
         print("RESULTS")
@@ -372,25 +483,35 @@ def main():
         print(f"  latency  p50 {ms(s['p50_us'])}   p90 {ms(s['p90_us'])}   p99 {ms(s['p99_us'])}   "
               f"max {ms(s['max_us'])}")
         print(f"  non-201 answers: {s['non201']} (429: {s['limited']}), socket errors: {s['sock_errors']}")
-        consistent = s["stored"] == s["events"] and 0 <= s["stored"] - s["created"] <= args.clients
-        print(f"  stored {s['stored']} messages, {s['events']} message.created events "
-              f"({'consistent' if consistent else 'MISMATCH!'}; wrk does not count the <= {args.clients} "
-              "requests in flight at the end)")
-        print(f"raw PostgreSQL single-row INSERT (pgbench), {args.clients} clients:")
-        print(f"  {pg['tps']:9.1f} inserts/s    (average latency {pg['latency_ms']:.2f} ms, {pg['rows']} rows)")
-        print(f"  {pg_w['tps']:9.1f} inserts/s    with {stack.workers} clients (one per roost.fcgi worker)")
-        verdict = "meets" if ratio >= 0.5 else "MISSES"
-        print(f"ratio send path / raw insert: {ratio:.2f}x   (target >= 0.5x: {verdict} the target)")
+        consistent = True
+        if s["stored"] is not None:
+            consistent = s["stored"] == s["events"] and 0 <= s["stored"] - s["created"] <= args.clients
+            print(f"  stored {s['stored']} messages, {s['events']} message.created events "
+                  f"({'consistent' if consistent else 'MISMATCH!'}; wrk does not count the <= {args.clients} "
+                  "requests in flight at the end)")
+        if pg:
+            print(f"raw PostgreSQL single-row INSERT (pgbench, {db_mode(stack)}), {args.clients} clients:")
+            print(f"  {pg['tps']:9.1f} inserts/s    (average latency {pg['latency_ms']:.2f} ms, {pg['rows']} rows)")
+            print(f"  {pg_w['tps']:9.1f} inserts/s    with {stack.workers or args.clients} clients "
+                  "(one per roost.fcgi worker)")
+            verdict = "meets" if ratio >= 0.5 else "MISSES"
+            print(f"ratio send path / raw insert: {ratio:.2f}x   (target >= 0.5x: {verdict} the target)")
         print(f"baseline GET /api/v1/me (auth + one row), {args.clients} connections: {me['rate']:.1f} requests/s, "
               f"p50 {ms(me['p50_us']).strip()}, p99 {ms(me['p99_us']).strip()}")
         print(f"  send path / GET /me: {s['rate'] / me['rate']:.2f}x")
         print(f"floor GET /api/v1/health (no auth; SELECT 1 + Redis PING), {args.clients} connections: "
-              f"{floor['rate']:.1f} requests/s, p50 {ms(floor['p50_us']).strip()}: "
-              f"{floor['rate'] / pg['tps']:.2f}x of a raw insert")
-        print(f"GET /api/v1/rooms, {rl['rooms']} rooms in the answer ({rl['bytes'] // 1024} KiB), "
-              f"{rl['n']} requests on one connection:")
-        print(f"  latency  p50 {ms(rl['p50'])}   p99 {ms(rl['p99'])}   mean {ms(rl['mean'])}")
-        print(f"workers alive: {len(pids)} of {stack.workers}")
+              f"{floor['rate']:.1f} requests/s, p50 {ms(floor['p50_us']).strip()}"
+              + (f": {floor['rate'] / pg['tps']:.2f}x of a raw insert" if pg else ""))
+        if rl:
+            print(f"GET /api/v1/rooms, {rl['rooms']} rooms in the answer ({rl['bytes'] // 1024} KiB), "
+                  f"{rl['n']} requests on one connection:")
+            print(f"  latency  p50 {ms(rl['p50'])}   p99 {ms(rl['p99'])}   mean {ms(rl['mean'])}")
+        if stack.dir:
+            print(f"workers alive: {len(pids)} of {stack.workers}")
+        # One line for scripts that compare runs.
+        print(f"SUMMARY sends_per_s={s['rate']:.1f} send_p50_ms={s['p50_us'] / 1000:.2f} "
+              f"send_p99_ms={s['p99_us'] / 1000:.2f} me_per_s={me['rate']:.1f} health_per_s={floor['rate']:.1f} "
+              f"pgbench_per_s={pg['tps'] if pg else 0:.1f} database={db_mode(stack) if have_db else '?'}")
         if s["non201"]:
             print(f"WARNING: {s['non201']} sends were not 201; only 201s count in the rate", file=sys.stderr)
         if not consistent:
