@@ -243,6 +243,115 @@ def fcgi_and_relay_log_to_a_file_of_their_own_with_l():
         assert b"cannot open the log" in p.stderr and b"No such file" in p.stderr, p.stderr
 
 
+# ------------------------------------------------------------ without systemd
+
+DEPLOY_MD = os.path.join(REPO, "docs", "deploy.md")
+
+
+def without_systemd_row(unit):
+    """The backticked commands of the "Without systemd" table's row for unit."""
+    with open(DEPLOY_MD, encoding="utf-8") as f:
+        text = f.read()
+    section = text.split("\n## Without systemd\n", 1)[1].split("\n## ", 1)[0]
+    for line in section.splitlines():
+        if line.startswith(f"| `{unit}`"):
+            return re.findall(r"`([^`]+)`", line.split("|")[2])
+    raise AssertionError(f"deploy.md, Without systemd: no row for {unit}")
+
+
+@test
+def spawn_fcgi_as_deploy_md_says_starts_and_stops_every_worker():
+    """The workers without systemd, as the table in deploy.md's "Without
+    systemd" gives them: spawn-fcgi with a pid file naming every worker,
+    and a stop command that ends them all (an upgrade, a change to
+    roost.conf). The row's own words are run, with only the paths moved
+    into a temp folder and the user (roost) replaced by nobody."""
+    cmds = without_systemd_row("roost-fcgi.socket")
+    spawn = next((c for c in cmds if c.startswith("spawn-fcgi ")), None)
+    assert spawn, cmds
+    m = re.search(r" -P (\S+)", spawn)
+    assert m, f"no pid file (-P) in the documented spawn-fcgi command: {spawn}"
+    pidfile = m.group(1)
+    stop_cmd = next((c for c in cmds if pidfile in c and "kill" in c), None)
+    assert stop_cmd, f"no stop command that reads {pidfile}: {cmds}"
+    workers = int(re.search(r" -F (\d+)", spawn).group(1))
+
+    d = tempfile.mkdtemp(prefix="roost-spawn-", dir="/tmp")
+    os.chmod(d, 0o755)
+    try:
+        logdir = os.path.join(d, "log")
+        os.mkdir(logdir)
+        shutil.chown(logdir, "nobody", "nogroup")
+        conf = os.path.join(d, "roost.conf")
+        with open(conf, "w") as f:
+            known = set(config_keys())
+            for k, v in fcgi_env().items():
+                if k in known:
+                    f.write(f"{k} = {v}\n")
+        os.chmod(conf, 0o644)
+        moved = {"/run/roost": d, "/var/log/roost": logdir, "/etc/roost/roost.conf": conf,
+                 "/usr/local/bin/roost.fcgi": FCGI, "-u roost -g roost": "-u nobody -g nogroup"}
+        for a, b in moved.items():
+            spawn, stop_cmd = spawn.replace(a, b), stop_cmd.replace(a, b)
+        pidfile = pidfile.replace("/run/roost", d)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("ROOST_")}
+        p = subprocess.run(["/bin/sh", "-c", spawn], env=env, capture_output=True, timeout=30)
+        if p.returncode != 0 and os.path.exists(os.path.join(logdir, "fcgi.log")):
+            with open(os.path.join(logdir, "fcgi.log")) as f:
+                raise AssertionError(f"{p}\n{f.read()[-2000:]}")
+        assert p.returncode == 0, p
+        with open(pidfile) as f:
+            pids = [int(x) for x in f.read().split()]
+        try:
+            assert len(pids) == workers, (pids, workers)
+            for pid in pids:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    assert f.read().split(b"\0")[0] == FCGI.encode(), pid
+            sock = re.search(r" -s (\S+)", spawn).group(1)
+            st, _, body = wait_until(lambda: fcgi_get(sock, "/api/v1/health"), timeout=15,
+                                     what="a worker answering on the socket")
+            assert st in (200, 503), (st, body)
+            p = subprocess.run(["/bin/sh", "-c", stop_cmd], env=env, capture_output=True,
+                               timeout=30)
+            assert p.returncode == 0, p
+            wait_until(lambda: not any(os.path.exists(f"/proc/{pid}") for pid in pids),
+                       timeout=15, what="every worker gone after the documented stop")
+        finally:
+            for pid in pids:
+                try:
+                    os.kill(pid, 9)
+                except ProcessLookupError:
+                    pass
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+@test
+def lighttpd_socket_folder_has_a_way_without_systemd():
+    """lighttpd's step 2 makes /run/roost with systemd-tmpfiles, which a
+    host without systemd (a container, a chroot) lacks, as it lacks
+    /etc/tmpfiles.d. The step must give a command that needs neither, and
+    that command must make the folder www-data's, mode 0750."""
+    with open(DEPLOY_MD, encoding="utf-8") as f:
+        text = f.read()
+    section = text.split("\n## lighttpd\n", 1)[1].split("\n## ", 1)[0]
+    step2 = section.split("\n2. ", 1)[1].split("\n3. ", 1)[0]
+    blocks = re.findall(r"```sh\n(.*?)```", step2, re.S)
+    plain = [b for b in blocks if "systemd" not in b and "tmpfiles" not in b]
+    assert plain, "lighttpd step 2 gives only systemd-tmpfiles"
+    d = tempfile.mkdtemp(prefix="roost-run-", dir="/tmp")
+    try:
+        cmd = plain[0].strip().replace("/run/roost", os.path.join(d, "roost"))
+        p = subprocess.run(["/bin/sh", "-c", cmd], capture_output=True, timeout=30)
+        assert p.returncode == 0, p
+        st = os.stat(os.path.join(d, "roost"))
+        import pwd
+        assert pwd.getpwuid(st.st_uid).pw_name == "www-data", st
+        assert stat.S_IMODE(st.st_mode) == 0o750, oct(st.st_mode)
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
 # ------------------------------------------------------------ make install
 
 def make(*args, timeout=600):
