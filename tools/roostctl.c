@@ -427,8 +427,8 @@ check_relay(app *ap, bool *up)
 	rerr e;
 
 	if (conf != NULL && strcmp(conf, "none") == 0) {
-		printf("skip relay: ROOST_RELAY_URL=none; roost.fcgi serves "
-		       "/api/v1/events itself\n");
+		printf("skip relay: ROOST_RELAY_URL=none; the workers "
+		       "(roost.fcgi or roost.cgi) serve /api/v1/events\n");
 		return 0;
 	}
 	if (strncmp(base, "unix:", 5) == 0) {
@@ -459,7 +459,7 @@ check_relay(app *ap, bool *up)
 			return 1;
 		}
 		printf("skip relay: nothing listens at %s (ROOST_RELAY_URL "
-		       "unset); roost.fcgi serves /api/v1/events itself. "
+		       "unset); the workers serve /api/v1/events. "
 		       "Set ROOST_RELAY_URL to the relay's address, or to "
 		       "none\n",
 		    base);
@@ -599,7 +599,7 @@ check_api(app *ap, const char *base, const char *tok)
 	if (p.rc == CURLE_OK && p.status == 200 &&
 	    strstr(p.body, "\"email\"") != NULL) {
 		printf("ok   api: %s answered 200 to an API token "
-		       "(Authorization reaches roost.fcgi)\n",
+		       "(Authorization reaches the workers)\n",
 		    url);
 		return 0;
 	}

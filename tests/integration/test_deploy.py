@@ -304,9 +304,12 @@ def spawn_fcgi_as_deploy_md_says_starts_and_stops_every_worker():
             pids = [int(x) for x in f.read().split()]
         try:
             assert len(pids) == workers, (pids, workers)
-            for pid in pids:
+            def argv0(pid):
                 with open(f"/proc/{pid}/cmdline", "rb") as f:
-                    assert f.read().split(b"\0")[0] == FCGI.encode(), pid
+                    return f.read().split(b"\0")[0]
+            # spawn-fcgi writes each pid between fork and exec
+            wait_until(lambda: all(argv0(pid) == FCGI.encode() for pid in pids), timeout=15,
+                       what="every pid in the file a roost.fcgi worker")
             sock = re.search(r" -s (\S+)", spawn).group(1)
             st, _, body = wait_until(lambda: fcgi_get(sock, "/api/v1/health"), timeout=15,
                                      what="a worker answering on the socket")
@@ -767,6 +770,9 @@ def check_notes_what_it_skips():
     rc, out, err, _ = check({"ROOST_RELAY_URL": "none"})
     assert rc == 0, out + err
     assert "skip relay: ROOST_RELAY_URL=none" in out, out
+    # without a relay the CGI shapes serve the events with roost.cgi: the
+    # line must not send their admin looking for roost.fcgi
+    assert "roost.fcgi or roost.cgi" in out, out
     assert "skip stream: ROOST_PUBLIC_URL is not set" in out, out
     rc, out, err, _ = check({"ROOST_RELAY_URL": "", "ROOST_PUBLIC_URL": ""})
     assert "skip stream" in out, out
