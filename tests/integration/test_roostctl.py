@@ -5,6 +5,7 @@ and a changed migration file; check against Redis servers of its own
 (no password, an ACL user, requirepass, open and closed unix sockets):
 a Redis that answers a client without a password fails the check."""
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -16,6 +17,7 @@ from harness import Stack, free_port, run_tests, test, wait_until
 stack = Stack(workers=1)
 BUILD = os.environ.get("ROOST_BUILD_DIR", os.path.join(os.path.dirname(__file__), "../../build"))
 CTL = os.path.join(BUILD, "roostctl")
+SRC = os.environ.get("ROOST_SRC_DIR", os.path.join(os.path.dirname(__file__), "../.."))
 
 
 def ctl(*args, env=None, stdin=b""):
@@ -281,6 +283,30 @@ def check_passes_a_redis_with_an_acl_user():
         rc, out = check_with(f"redis://127.0.0.1:{r.port}/0")
         assert rc == 1 and "FAIL redis: PING refused: NOAUTH" in out, out
         assert "ROOST_REDIS_URL" in out, out
+    finally:
+        r.stop()
+
+
+@test
+def the_hashed_password_of_deploy_md_signs_in():
+    """docs/deploy.md, step 3: instead of the password, redis.conf may hold
+    "#" and the SHA-256 that the page's command prints. Found on a walk of
+    the page: sha256sum alone ends its line with "  -", which Redis reads
+    as an ACL rule and refuses to start with."""
+    with open(os.path.join(SRC, "docs", "deploy.md")) as f:
+        doc = f.read()
+    m = re.search(r"`(printf %s\s+PASSWORD\s+\|\s+sha256sum[^`]*)`", doc)
+    assert m, "deploy.md no longer gives the command that hashes the password"
+    cmd = " ".join(m.group(1).split()).replace("PASSWORD", "hashed-0123")
+    digest = subprocess.run(["sh", "-c", cmd], capture_output=True, check=True).stdout.decode().strip()
+    line = f"user roost on #{digest} ~roost:* &roost:* +@all -@dangerous +config|get"
+    try:
+        r = Redis([ACL[0], line])
+    except AssertionError as e:
+        raise AssertionError(f"Redis did not start with {line!r}: {e}") from None
+    try:
+        rc, out = check_with(f"redis://roost:hashed-0123@127.0.0.1:{r.port}/0")
+        assert rc == 0 and f"ok   redis: PING answered (127.0.0.1:{r.port}, as user roost)" in out, out
     finally:
         r.stop()
 
