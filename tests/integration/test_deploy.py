@@ -573,6 +573,42 @@ def systemd_units_verify():
         shutil.rmtree(prefix, ignore_errors=True)
 
 
+@test
+def second_relay_unit_as_deploy_md_makes_it_verifies():
+    """deploy.md, "Failing over between relays": the second relay's unit is
+    the installed one copied by the page's sed command. Run as written
+    (paths moved below a temporary prefix), it must give a unit that
+    systemd-analyze accepts and whose relay listens on the other port."""
+    if shutil.which("systemd-analyze") is None:
+        raise Skip("systemd-analyze is not installed")
+    with open(DEPLOY_MD, encoding="utf-8") as f:
+        section = f.read().split("\n### Failing over between relays\n", 1)[1].split("\n## ", 1)[0]
+    m = re.search(r"```sh\n(sed [^\n]*\\\n[^\n]*roost-relay-2\.service)\n", section)
+    assert m, "deploy.md no longer makes the second relay's unit with sed"
+    prefix = tempfile.mkdtemp(prefix="roost-prefix-", dir="/tmp")
+    try:
+        make("install", f"prefix={prefix}", f"runstatedir={prefix}/run",
+             f"systemdsystemunitdir={prefix}/lib/systemd/system")
+        etc = os.path.join(prefix, "etc", "systemd", "system")
+        os.makedirs(etc)
+        cmd = m.group(1).replace("/usr/local/lib/systemd/system", f"{prefix}/lib/systemd/system") \
+            .replace("/etc/systemd/system", etc)
+        p = subprocess.run(["/bin/sh", "-c", cmd], capture_output=True, timeout=30)
+        assert p.returncode == 0, p
+        unit = os.path.join(etc, "roost-relay-2.service")
+        with open(unit) as f:
+            text = f.read()
+        execs = [x for x in text.splitlines() if x.startswith("ExecStart=")]
+        assert execs == [f"ExecStart={prefix}/bin/roost-relay -c %d/roost.conf -l 127.0.0.1:8091"], execs
+        p = subprocess.run(["systemd-analyze", "verify", unit], capture_output=True, timeout=120,
+                           env=dict(os.environ, MANPATH=os.path.join(prefix, "share", "man") + ":",
+                                    SYSTEMD_LOG_LEVEL="notice"))
+        out = (p.stdout + p.stderr).decode(errors="replace")
+        assert p.returncode == 0 and not out.strip(), out
+    finally:
+        shutil.rmtree(prefix, ignore_errors=True)
+
+
 # ------------------------------------------------------------ roostctl check
 
 def check(env=None, args=()):
