@@ -1,11 +1,15 @@
 /* redis_url: the one parser of ROOST_REDIS_URL (forms in redis_url.h). */
 #include "redis_url.h"
 
+#include <ctype.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/un.h>
+
+#include "arena.h"
+#include "http.h"
 
 static char *
 dupn(const char *s, size_t n)
@@ -17,42 +21,18 @@ dupn(const char *s, size_t n)
 	return p;
 }
 
-static int
-hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-/* s[0..n) with %XX decoded, malloc'd; NULL for a bad escape or a NUL. */
+/* s[0..n) percent-decoded (http_pct_decode, the request parser's), malloc'd;
+ * NULL for a bad escape or a decoded NUL (a C string cannot carry it). */
 static char *
 pct_decode(const char *s, size_t n)
 {
-	char *out = malloc(n + 1), *o = out;
+	arena *a = arena_new();
+	size_t len;
+	char *d = http_pct_decode(a, s, n, false, &len);
+	char *out =
+	    d != NULL && memchr(d, '\0', len) == NULL ? dupn(d, len) : NULL;
 
-	if (out == NULL)
-		abort();
-	for (size_t i = 0; i < n; i++) {
-		if (s[i] != '%') {
-			*o++ = s[i];
-			continue;
-		}
-		int hi = i + 2 < n ? hexval(s[i + 1]) : -1;
-		int lo = i + 2 < n ? hexval(s[i + 2]) : -1;
-
-		if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) {
-			free(out);
-			return NULL;
-		}
-		*o++ = (char)(hi * 16 + lo);
-		i += 2;
-	}
-	*o = '\0';
+	arena_free(a);
 	return out;
 }
 
@@ -131,7 +111,8 @@ parse_hostport(const char *s, size_t n, redis_url *u, char *err, size_t errlen)
 			p = rb + 2;
 		}
 		for (const char *c = h; c < he; c++)
-			if (hexval(*c) < 0 && *c != ':' && *c != '.') {
+			if (!isxdigit((unsigned char)*c) && *c != ':' &&
+			    *c != '.') {
 				snprintf(
 				    err, errlen, "redis URL: bad IPv6 address");
 				return -1;
