@@ -312,6 +312,20 @@ def me_status(stack, token):
     return st, code
 
 
+_admin_sessions = {}
+
+
+def admin_session(stack):
+    """(token, email, password) of an admin of stack with relaxed limits,
+    made on first use and kept for the file's other tests."""
+    if stack.dir not in _admin_sessions:
+        email, password = make_admin(stack)
+        tok = login(stack, email, password)["token"]
+        relax_limits(stack, tok)
+        _admin_sessions[stack.dir] = (tok, email, password)
+    return _admin_sessions[stack.dir]
+
+
 _sql_sessions = {}
 
 

@@ -119,6 +119,26 @@ def wait_until(predicate, timeout=10.0, interval=0.05, what="condition"):
         time.sleep(interval)
 
 
+def start_listening(argv, port, log_path, what, timeout=15, **popen):
+    """Starts argv in a session of its own (stdout and stderr appended to
+    log_path) and waits until 127.0.0.1:port accepts a connection; an early
+    exit fails with the log's tail. Returns the Popen."""
+    with open(log_path, "ab") as logf:
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=logf, stderr=logf,
+                                start_new_session=True, **popen)
+
+    def answers():
+        if proc.poll() is not None:
+            raise AssertionError(f"{what} exited ({proc.returncode}):\n{_tail(log_path)}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return True
+        except OSError:
+            return False
+    wait_until(answers, timeout=timeout, what=what)
+    return proc
+
+
 def _tail(path, lines=20):
     try:
         with open(path, "rb") as f:
@@ -495,22 +515,9 @@ class RelayProcess:
         self.log = os.path.join(stack.dir, "log", f"relay-{self.name}.log")
         e = stack.env()
         e.update(env or {})
-        with open(self.log, "ab") as logf:
-            self.proc = subprocess.Popen([RELAY_BIN, "-l", f"127.0.0.1:{self.port}"], env=e,
-                                         stdin=subprocess.DEVNULL, stdout=logf, stderr=logf,
-                                         cwd=stack.dir, start_new_session=True)
+        self.proc = start_listening([RELAY_BIN, "-l", f"127.0.0.1:{self.port}"], self.port,
+                                    self.log, f"relay on port {self.port}", env=e, cwd=stack.dir)
         self.pid = self.proc.pid
-
-        def answers():
-            if self.proc.poll() is not None:
-                raise AssertionError(f"relay on port {self.port} exited ({self.proc.returncode}):\n"
-                                     f"{_tail(self.log)}")
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                return True
-            except OSError:
-                return False
-        wait_until(answers, timeout=15, interval=0.05, what=f"relay on port {self.port}")
 
     def url(self, path="/"):
         return f"http://127.0.0.1:{self.port}{path if path.startswith('/') else '/' + path}"

@@ -40,6 +40,7 @@ found again by its folder (in a process's command line or environment)
 and stopped by pid.
 """
 import ctypes
+import glob
 import grp
 import os
 import pwd
@@ -110,6 +111,29 @@ def reap():
             return
         if pid == 0:
             return
+
+
+def assert_nothing_left(base, left_running):
+    """The last test of a file of shapes: no process outlived its server
+    (left_running: (shape, pid, comm) found as each stopped), and none of
+    base is still running (those are killed)."""
+    assert not left_running, f"processes that outlived their server: {left_running}"
+    left = processes_of(base)
+    kill_pids([p for p, _ in left], 9)
+    assert not left, f"still running: {left}"
+
+
+def cleanup(base):
+    """At exit: kill what runs under base, remove it (unless
+    ROOST_KEEP_TMP) and the wrapper folders a failed shape left below
+    suexec's docroot, and collect the children."""
+    left = processes_of(base)
+    kill_pids([p for p, _ in left], 9)
+    if not os.environ.get("ROOST_KEEP_TMP"):
+        shutil.rmtree(base, ignore_errors=True)
+    for d in glob.glob(os.path.join(SUEXEC_DOCROOT, os.path.basename(base) + "-*")):
+        shutil.rmtree(d, ignore_errors=True)
+    reap()
 
 
 def template_tokens(name):

@@ -27,7 +27,8 @@ import tempfile
 import time
 
 import api
-from harness import BUILD_DIR, REPO, Skip, Stack, free_port, run_tests, test, wait_until
+from harness import (BUILD_DIR, REPO, Skip, Stack, free_port, run_tests, start_listening, test,
+                     wait_until)
 
 stack = Stack(workers=2, relay=True)
 FCGI = os.path.join(BUILD_DIR, "roost.fcgi")
@@ -552,6 +553,16 @@ def reinstall_keeps_an_edited_roost_conf_and_uninstall_too():
     assert left == [], left
 
 
+def systemd_verify(prefix, units):
+    """systemd-analyze verify of installed units: no warning at all (the
+    man pages of Documentation= found below prefix)."""
+    p = subprocess.run(["systemd-analyze", "verify", *units], capture_output=True, timeout=120,
+                       env=dict(os.environ, MANPATH=os.path.join(prefix, "share", "man") + ":",
+                                SYSTEMD_LOG_LEVEL="notice"))
+    out = (p.stdout + p.stderr).decode(errors="replace")
+    assert p.returncode == 0 and not out.strip(), out
+
+
 @test
 def systemd_units_verify():
     if shutil.which("systemd-analyze") is None:
@@ -564,11 +575,7 @@ def systemd_units_verify():
              f"systemdsystemunitdir={prefix}/lib/systemd/system")
         ud = os.path.join(prefix, "lib", "systemd", "system")
         units = [os.path.join(ud, u.replace("@.", "@1.")) for u in UNITS]
-        p = subprocess.run(["systemd-analyze", "verify", *units], capture_output=True, timeout=120,
-                           env=dict(os.environ, MANPATH=os.path.join(prefix, "share", "man") + ":",
-                                    SYSTEMD_LOG_LEVEL="notice"))
-        out = (p.stdout + p.stderr).decode(errors="replace")
-        assert p.returncode == 0 and not out.strip(), out
+        systemd_verify(prefix, units)
     finally:
         shutil.rmtree(prefix, ignore_errors=True)
 
@@ -600,11 +607,7 @@ def second_relay_unit_as_deploy_md_makes_it_verifies():
             text = f.read()
         execs = [x for x in text.splitlines() if x.startswith("ExecStart=")]
         assert execs == [f"ExecStart={prefix}/bin/roost-relay -c %d/roost.conf -l 127.0.0.1:8091"], execs
-        p = subprocess.run(["systemd-analyze", "verify", unit], capture_output=True, timeout=120,
-                           env=dict(os.environ, MANPATH=os.path.join(prefix, "share", "man") + ":",
-                                    SYSTEMD_LOG_LEVEL="notice"))
-        out = (p.stdout + p.stderr).decode(errors="replace")
-        assert p.returncode == 0 and not out.strip(), out
+        systemd_verify(prefix, [unit])
     finally:
         shutil.rmtree(prefix, ignore_errors=True)
 
@@ -689,20 +692,8 @@ server.errorlog = "{self.log}"
             argv = [shutil.which("lighttpd") or "/usr/sbin/lighttpd", "-D", "-f", conf]
         with open(conf, "w") as f:
             f.write(text)
-        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                     stderr=open(os.path.join(self.dir, "stderr"), "wb"),
-                                     start_new_session=True)
-
-        def up():
-            if self.proc.poll() is not None:
-                raise AssertionError(f"{kind} exited {self.proc.returncode}: "
-                                     f"{open(os.path.join(self.dir, 'stderr')).read()}")
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                return True
-            except OSError:
-                return False
-        wait_until(up, timeout=15, what=f"{kind} on {self.port}")
+        self.proc = start_listening(argv, self.port, os.path.join(self.dir, "stderr"),
+                                    f"{kind} on {self.port}")
 
     @property
     def url(self):

@@ -35,17 +35,11 @@ ENV = {"ROOST_SSE_HEARTBEAT_S": "1"}
 fallback = Stack(workers=4, relay=False, env=ENV)
 relay = Stack(workers=3, relay=True, env=ENV)
 STACKS = (("fallback", fallback), ("relay", relay))
-S = {}
 MISSING_ID = "987654"
 
 
 def admin(st):
-    if st.dir not in S:
-        email, password = api.make_admin(st)
-        tok = api.login(st, email, password)["token"]
-        api.relax_limits(st, tok)
-        S[st.dir] = (tok, email, password)
-    return S[st.dir][0]
+    return api.admin_session(st)[0]
 
 
 def check(headers, what, limited, stream=False):
@@ -100,7 +94,7 @@ def every_route_answers_with_the_common_headers():
                 assert s is not None and s < 500, f"{what}: {b!r}"
                 check(h, what, limited=signed_in and auth != "none")
         # logout, once
-        _, email, password = S[st.dir]
+        _, email, password = api.admin_session(st)
         t2 = api.login(st, email, password, device="mobile")["token"]
         s, h, _ = api.post(st, "/auth/logout", token=t2)
         assert s == 204, s

@@ -71,7 +71,6 @@ its socket open to every user here, answers another account (nobody)
 without a password with NOAUTH, for PING and for the event stream. Loopback only; everything started is stopped
 (the last test checks that no process of a shape is left).
 """
-import glob
 import json
 import os
 import pwd
@@ -580,24 +579,10 @@ def stack_logs_are_private():
 
 @test
 def nothing_left_running():
-    assert not LEFT_RUNNING, f"processes that outlived their server: {LEFT_RUNNING}"
-    left = ms.processes_of(BASE)
-    ms.kill_pids([p for p, _ in left], 9)
-    assert not left, f"still running: {left}"
-
-
-def _cleanup():
-    left = ms.processes_of(BASE)
-    ms.kill_pids([p for p, _ in left], 9)
-    if not os.environ.get("ROOST_KEEP_TMP"):
-        shutil.rmtree(BASE, ignore_errors=True)
-    # wrapper folders a failed shape left below suexec's docroot
-    for d in glob.glob(os.path.join(ms.SUEXEC_DOCROOT, os.path.basename(BASE) + "-*")):
-        shutil.rmtree(d, ignore_errors=True)
-    ms.reap()
+    ms.assert_nothing_left(BASE, LEFT_RUNNING)
 
 
 if __name__ == "__main__":
     import atexit
-    atexit.register(_cleanup)
+    atexit.register(ms.cleanup, BASE)
     run_tests(stack)

@@ -23,7 +23,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import threading
@@ -31,8 +30,8 @@ import time
 import urllib.request
 
 import api
-from harness import (REPO, SSEClient, Stack, Skip, free_port, longpoll, run_tests, test,
-                     wait_until)
+from harness import (REPO, SSEClient, Stack, Skip, free_port, longpoll, run_tests, start_listening,
+                     test, wait_until)
 
 stack = Stack(workers=2, relay=True)
 ADMIN_EMAIL, ADMIN_PASSWORD = api.make_admin(stack)
@@ -130,20 +129,8 @@ $HTTP["url"] == "/api/v1/events" {{
             argv = [exe, "-D", "-f", conf]
         with open(conf, "w") as f:
             f.write(text)
-        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                     stderr=open(os.path.join(d, "stderr"), "wb"),
-                                     start_new_session=True)
-
-        def up():
-            if self.proc.poll() is not None:
-                raise AssertionError(f"{kind} exited {self.proc.returncode}: "
-                                     f"{open(os.path.join(d, 'stderr')).read()}")
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                return True
-            except OSError:
-                return False
-        wait_until(up, timeout=15, what=f"{kind} on {self.port}")
+        self.proc = start_listening(argv, self.port, os.path.join(d, "stderr"),
+                                    f"{kind} on {self.port}")
 
     def stop(self):
         if self.proc.poll() is None:

@@ -52,16 +52,10 @@ https_fallback = Stack(workers=4, relay=False,
                        env=dict(ENV, ROOST_PUBLIC_URL="https://chat.example.org/"))
 http_relay = Stack(workers=3, relay=True,
                    env=dict(ENV, ROOST_PUBLIC_URL="http://chat.example.org"))
-S = {}
 
 
 def admin(st):
-    if st.dir not in S:
-        email, password = api.make_admin(st)
-        tok = api.login(st, email, password)["token"]
-        api.relax_limits(st, tok)
-        S[st.dir] = (tok, email, password)
-    return S[st.dir][0]
+    return api.admin_session(st)[0]
 
 
 def hsts_of(headers):
@@ -92,7 +86,7 @@ def cookie_flags(headers):
 def cookies_are_secure_when_the_public_url_is_https():
     for st, secure in ((https_relay, True), (https_fallback, True), (http_relay, False)):
         admin(st)
-        _, email, password = S[st.dir]
+        _, email, password = api.admin_session(st)
         s, h, doc = api.post(st, "/auth/login", {"email": email, "password": password,
                                                  "device": "mobile"})
         assert s == 200, (s, doc)
@@ -113,7 +107,7 @@ def cookies_are_secure_when_the_public_url_is_https():
 @test
 def a_request_over_https_keeps_secure_cookies_with_an_http_public_url():
     admin(http_relay)
-    _, email, password = S[http_relay.dir]
+    _, email, password = api.admin_session(http_relay)
     s, h, doc = api.cgi_request(http_relay, "POST", "/auth/login",
                                 {"email": email, "password": password, "device": "mobile"},
                                 https=True)
@@ -259,7 +253,7 @@ def sse_over_curl(port, ca, token, room, findings):
                           "--resolve", f"{SERVER_NAME}:{port}:127.0.0.1",
                           "-H", "Accept: text/event-stream", "-H", f"Authorization: Bearer {token}",
                           "--max-time", "30", url], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    lines, t_seen = [], {}
+    lines = []
 
     def reader():
         for raw in p.stdout:
@@ -299,7 +293,7 @@ def check_site(site, ca):
     tls_port = int(site.values["TLS_PORT"].rsplit(":", 1)[-1])
     t = Tls(tls_port, ca)
     f = {}
-    _, email, password = S[https_relay.dir]
+    _, email, password = api.admin_session(https_relay)
     # the web client and health, over TLS 1.2+
     s, h, body, version = t.req("GET", "/")
     assert s == 200 and b"<html" in body.lower(), (s, body[:200])
@@ -416,21 +410,10 @@ def apache_proxy_fcgi_tls():
 
 @test
 def nothing_left_running():
-    assert not LEFT_RUNNING, f"processes that outlived their server: {LEFT_RUNNING}"
-    left = ms.processes_of(BASE)
-    ms.kill_pids([p for p, _ in left], 9)
-    assert not left, f"still running: {left}"
-
-
-def _cleanup():
-    left = ms.processes_of(BASE)
-    ms.kill_pids([p for p, _ in left], 9)
-    if not os.environ.get("ROOST_KEEP_TMP"):
-        shutil.rmtree(BASE, ignore_errors=True)
-    ms.reap()
+    ms.assert_nothing_left(BASE, LEFT_RUNNING)
 
 
 if __name__ == "__main__":
     import atexit
-    atexit.register(_cleanup)
+    atexit.register(ms.cleanup, BASE)
     run_tests(https_relay, https_fallback, http_relay)
